@@ -1,0 +1,63 @@
+import type { CapabilityStatement, CapabilityStatementRestResource } from '@medplum/fhirtypes';
+import { RESOURCE_TYPES } from '../../validation/schema';
+import type { FhirRequest, FhirResponse, InteractionRow, RequestContext } from '../types';
+
+const TYPE_LEVEL = new Set(['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create', 'search-type']);
+const SYSTEM_LEVEL = new Set(['transaction', 'batch', 'search-system', 'history-system']);
+
+type TypeInteraction = NonNullable<CapabilityStatementRestResource['interaction']>[number]['code'];
+
+/**
+ * capabilities: `GET metadata` (FHIR R4 http.html#capabilities). Generated from the interaction
+ * table, never written by hand, so it cannot drift from what the router serves.
+ */
+export async function capabilities(
+  _req: FhirRequest,
+  ctx: RequestContext,
+  rows: readonly InteractionRow[],
+): Promise<FhirResponse> {
+  const typeCodes = [...new Set(rows.filter((r) => TYPE_LEVEL.has(r.interaction)).map((r) => r.interaction))];
+  const systemCodes = [...new Set(rows.filter((r) => SYSTEM_LEVEL.has(r.interaction)).map((r) => r.interaction))];
+  if (systemCodes.includes('transaction')) {
+    // One endpoint (POST [base]) takes both Bundle types.
+    systemCodes.push('batch');
+  }
+  const typeOps = rows.filter((r) => r.interaction === 'operation' && r.level !== 'system');
+  const resources: CapabilityStatementRestResource[] = [...RESOURCE_TYPES].sort().map((type) => ({
+    type: type as CapabilityStatementRestResource['type'],
+    profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
+    interaction: typeCodes.map((code) => ({ code: code as TypeInteraction })),
+    versioning: 'versioned-update',
+    readHistory: true,
+    updateCreate: true,
+    conditionalCreate: true,
+    conditionalRead: 'not-supported',
+    conditionalUpdate: false,
+    conditionalDelete: 'not-supported',
+    operation: [...new Set(typeOps.map((r) => r.operation as string))].map((name) => ({
+      name,
+      definition: `http://hl7.org/fhir/OperationDefinition/Resource-${name}`,
+    })),
+  }));
+  const statement: CapabilityStatement = {
+    resourceType: 'CapabilityStatement',
+    status: 'active',
+    date: ctx.now().toISOString(),
+    kind: 'instance',
+    name: 'Continuum',
+    title: 'Continuum FHIR server for Chronic Care Management',
+    software: { name: 'Continuum', version: '0.1.0' },
+    implementation: { description: 'Continuum', url: ctx.baseUrl },
+    fhirVersion: '4.0.1',
+    format: ['application/fhir+json', 'json'],
+    patchFormat: ['application/json-patch+json'],
+    rest: [
+      {
+        mode: 'server',
+        resource: resources,
+        interaction: systemCodes.map((code) => ({ code: code as 'transaction' })),
+      },
+    ],
+  };
+  return { status: 200, resource: statement };
+}

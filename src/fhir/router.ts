@@ -1,0 +1,99 @@
+/**
+ * The interaction table and the router. Each row is one FHIR interaction or operation: it drives
+ * routing, the CapabilityStatement and (with the SMART issue) scope checks and audit. Adding an
+ * interaction means adding a row here and a module in ./interactions or ./operations.
+ *
+ * handle(FhirRequest, ctx) -> FhirResponse knows nothing about HTTP; the edge, batch/transaction
+ * entries and bots all call it.
+ */
+import { FhirError } from '../errors';
+import { batchOrTransaction } from './interactions/batch';
+import { capabilities } from './interactions/capabilities';
+import { create } from './interactions/create';
+import { deleteInteraction } from './interactions/delete';
+import { history } from './interactions/history';
+import { patch } from './interactions/patch';
+import { read } from './interactions/read';
+import { update } from './interactions/update';
+import { vread } from './interactions/vread';
+import { validateOperation } from './operations/validate';
+import type { FhirRequest, FhirResponse, InteractionRow, PathParams, RequestContext } from './types';
+
+export const INTERACTIONS: readonly InteractionRow[] = [
+  { interaction: 'capabilities', method: 'GET', pattern: 'metadata', level: 'system', scope: 'none', handler: (req, ctx) => capabilities(req, ctx, INTERACTIONS) },
+  { interaction: 'transaction', method: 'POST', pattern: '', level: 'system', scope: 'none', handler: (req, ctx) => batchOrTransaction(req, ctx, handle) },
+  { interaction: 'history-system', method: 'GET', pattern: '_history', level: 'system', scope: 's', handler: history },
+  { interaction: 'operation', operation: 'validate', method: 'POST', pattern: ':type/$validate', level: 'type', scope: 'r', handler: validateOperation },
+  { interaction: 'history-type', method: 'GET', pattern: ':type/_history', level: 'type', scope: 's', handler: history },
+  { interaction: 'create', method: 'POST', pattern: ':type', level: 'type', scope: 'c', handler: create },
+  { interaction: 'read', method: 'GET', pattern: ':type/:id', level: 'instance', scope: 'r', handler: read },
+  { interaction: 'update', method: 'PUT', pattern: ':type/:id', level: 'instance', scope: 'u', handler: update },
+  { interaction: 'patch', method: 'PATCH', pattern: ':type/:id', level: 'instance', scope: 'u', handler: patch },
+  { interaction: 'delete', method: 'DELETE', pattern: ':type/:id', level: 'instance', scope: 'd', handler: deleteInteraction },
+  { interaction: 'history-instance', method: 'GET', pattern: ':type/:id/_history', level: 'instance', scope: 'r', handler: history },
+  { interaction: 'vread', method: 'GET', pattern: ':type/:id/_history/:vid', level: 'instance', scope: 'r', handler: vread },
+  { interaction: 'operation', operation: 'validate', method: 'POST', pattern: ':type/:id/$validate', level: 'instance', scope: 'r', handler: validateOperation },
+];
+
+interface Match {
+  row: InteractionRow;
+  params: PathParams;
+}
+
+function matchRow(row: InteractionRow, segments: string[]): PathParams | undefined {
+  const pattern = row.pattern === '' ? [] : row.pattern.split('/');
+  if (pattern.length !== segments.length) {
+    return undefined;
+  }
+  const params: PathParams = {};
+  for (let i = 0; i < pattern.length; i++) {
+    const p = pattern[i];
+    const s = segments[i];
+    if (p === ':type') {
+      // Types start with an upper-case letter; `_history`, `metadata`, `$op` never do.
+      if (!/^[A-Z]/.test(s)) {
+        return undefined;
+      }
+      params.type = s;
+    } else if (p === ':id') {
+      if (s.startsWith('_') || s.startsWith('$')) {
+        return undefined;
+      }
+      params.id = s;
+    } else if (p === ':vid') {
+      params.vid = s;
+    } else if (p !== s) {
+      return undefined;
+    }
+  }
+  return params;
+}
+
+/** Finds the interaction for a method and path; throws 404/405 when there is none. */
+export function route(method: FhirRequest['method'], path: string): Match {
+  const segments = path === '' ? [] : path.split('/');
+  const lookup = method === 'HEAD' ? 'GET' : method;
+  let pathMatched = false;
+  for (const row of INTERACTIONS) {
+    const params = matchRow(row, segments);
+    if (!params) {
+      continue;
+    }
+    pathMatched = true;
+    if (row.method === lookup) {
+      return { row, params };
+    }
+  }
+  if (pathMatched) {
+    throw new FhirError('method-not-allowed', `${method} is not allowed on '/${path}'`);
+  }
+  const op = segments.find((s) => s.startsWith('$'));
+  throw new FhirError('not-found', op ? `Unknown operation '${op}' at '/${path}'` : `No FHIR endpoint at '/${path}'`);
+}
+
+/** Handles one FHIR request in process. */
+export async function handle(req: FhirRequest, ctx: RequestContext): Promise<FhirResponse> {
+  const path = req.path.replace(/^\/+|\/+$/g, '');
+  const { row, params } = route(req.method, path);
+  return row.handler({ ...req, path }, ctx, params);
+}

@@ -1,0 +1,108 @@
+/**
+ * The FHIR core's request and response: plain data, no HTTP. The HTTP edge builds a FhirRequest
+ * from Express; batch and transaction Bundles build one per entry; bots build them in process.
+ */
+import type { OperationOutcome, OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
+import type { Store } from '../store/api';
+import type { Limits } from '../config';
+
+export type FhirMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export type PreferReturn = 'minimal' | 'representation' | 'OperationOutcome';
+
+export interface FhirRequest {
+  method: FhirMethod;
+  /** Path below the FHIR base without leading or trailing slash: `Patient/123/_history/2`. */
+  path: string;
+  /** Query parameters, each name with all its values in order. */
+  query: Record<string, string[]>;
+  /** Parsed body (already checked for size, depth and dangerous keys). */
+  body?: unknown;
+  /** Media type of the body, lower-case without parameters (e.g. `application/json-patch+json`). */
+  contentType?: string;
+  ifMatch?: string;
+  ifNoneExist?: string;
+  ifNoneMatch?: string;
+  ifModifiedSince?: string;
+  preferReturn?: PreferReturn;
+  /** `Prefer: handling=lenient|strict`. */
+  preferHandling?: 'lenient' | 'strict';
+  preferAsync?: boolean;
+  /**
+   * For a create inside a transaction Bundle: the id chosen before the entry ran, so that other
+   * entries' `urn:uuid:` references could already point at it. Never set from HTTP.
+   */
+  assignedId?: string;
+}
+
+export interface FhirResponse {
+  status: number;
+  /** A resource or Bundle to send. */
+  resource?: Resource;
+  /** The same, already serialised (a stored version served as is). */
+  json?: string;
+  /** Relative location, e.g. `Patient/1/_history/1`; the edge makes it absolute. */
+  location?: string;
+  versionId?: string;
+  lastModified?: string;
+  /** An outcome for `Prefer: return=OperationOutcome` or a warning to attach. */
+  outcome?: OperationOutcome;
+}
+
+/** Everything a handler needs, passed explicitly (no globals, no config lookups deep inside). */
+export interface RequestContext {
+  store: Store;
+  /** Absolute FHIR base URL without trailing slash, e.g. `http://localhost:8080`. */
+  baseUrl: string;
+  limits: Limits;
+  /** Clock, injectable in tests. */
+  now: () => Date;
+  /** Validates a resource against the profiles it claims that the server knows (empty: valid). */
+  validateProfiles: (resource: Resource) => Promise<OperationOutcomeIssue[]>;
+}
+
+/** An interaction's implementation. Parameters from the path are in `params`. */
+export type Handler = (req: FhirRequest, ctx: RequestContext, params: PathParams) => Promise<FhirResponse>;
+
+export interface PathParams {
+  type?: string;
+  id?: string;
+  vid?: string;
+  operation?: string;
+}
+
+/** FHIR interaction codes (R4 CapabilityStatement.rest.resource.interaction.code and rest.interaction.code). */
+export type InteractionCode =
+  | 'read'
+  | 'vread'
+  | 'update'
+  | 'patch'
+  | 'delete'
+  | 'history-instance'
+  | 'history-type'
+  | 'create'
+  | 'search-type'
+  | 'transaction'
+  | 'batch'
+  | 'history-system'
+  | 'search-system'
+  | 'capabilities'
+  | 'operation';
+
+export type Level = 'system' | 'type' | 'instance';
+
+/** SMART v2 scope letter the interaction needs (c r u d s); none for public endpoints. */
+export type ScopeLetter = 'c' | 'r' | 'u' | 'd' | 's' | 'none';
+
+/** A row of the interaction table (src/fhir/router.ts). */
+export interface InteractionRow {
+  interaction: InteractionCode;
+  method: FhirMethod;
+  /** Path pattern below the base: literal segments, `:type`, `:id`, `:vid`, `$op` for an operation name. */
+  pattern: string;
+  level: Level;
+  scope: ScopeLetter;
+  handler: Handler;
+  /** For operations: the operation's name without `$`. */
+  operation?: string;
+}

@@ -1,0 +1,172 @@
+/**
+ * The HTTP edge: Express 5 adapting HTTP to the FHIR core. It owns headers, content negotiation,
+ * body limits and the error -> OperationOutcome mapping; it holds no FHIR logic.
+ */
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Resource } from '@medplum/fhirtypes';
+import { badRequest, FhirError, operationOutcome, STATUS_BY_CATEGORY } from '../errors';
+import { handle } from '../fhir/router';
+import type { FhirMethod, FhirRequest, FhirResponse, PreferReturn, RequestContext } from '../fhir/types';
+import { parseJsonBody } from '../util/json';
+import { readBody } from './body';
+import { bodyType, checkAcceptable, FHIR_JSON } from './negotiate';
+
+/** What the edge needs to build each request's context. */
+export type ContextFactory = (baseUrl: string) => RequestContext;
+
+export interface AppOptions {
+  /** Fixed public base URL; otherwise derived from the request. */
+  baseUrl?: string;
+  maxBodyBytes: number;
+  maxJsonDepth: number;
+  /** Called for 500s (bugs), with the request line. */
+  logError?: (err: unknown, where: string) => void;
+}
+
+const METHODS = new Set<FhirMethod>(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
+
+function parsePrefer(header: string | undefined): Pick<FhirRequest, 'preferReturn' | 'preferHandling' | 'preferAsync'> {
+  const out: Pick<FhirRequest, 'preferReturn' | 'preferHandling' | 'preferAsync'> = {};
+  for (const part of (header ?? '').split(/[,;]/)) {
+    const [k, v] = part.trim().split('=').map((s) => s?.trim().replace(/^"|"$/g, ''));
+    if (k === 'return' && (v === 'minimal' || v === 'representation' || v === 'OperationOutcome')) {
+      out.preferReturn = v as PreferReturn;
+    } else if (k === 'handling' && (v === 'lenient' || v === 'strict')) {
+      out.preferHandling = v;
+    } else if (k === 'respond-async') {
+      out.preferAsync = true;
+    }
+  }
+  return out;
+}
+
+function header(req: Request, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Builds the FhirRequest; `_format` and `_pretty` are HTTP concerns and stop here. */
+async function toFhirRequest(req: Request, options: AppOptions): Promise<{ fhirReq: FhirRequest; pretty: boolean }> {
+  const method = req.method.toUpperCase() as FhirMethod;
+  if (!METHODS.has(method)) {
+    throw new FhirError('method-not-allowed', `HTTP method ${req.method} is not supported`);
+  }
+  const url = new URL(req.originalUrl, 'http://x');
+  const query: Record<string, string[]> = {};
+  for (const [k, v] of url.searchParams) {
+    (query[k] ??= []).push(v);
+  }
+  const format = query._format?.[0];
+  const pretty = query._pretty?.[0] === 'true';
+  delete query._format;
+  delete query._pretty;
+  checkAcceptable(req, format);
+  let path: string;
+  try {
+    path = decodeURIComponent(url.pathname).replace(/^\/+|\/+$/g, '');
+  } catch {
+    throw badRequest(`The URL path '${url.pathname}' is not valid percent-encoding`);
+  }
+  const fhirReq: FhirRequest = {
+    method,
+    path,
+    query,
+    ifMatch: header(req, 'if-match'),
+    ifNoneExist: header(req, 'if-none-exist'),
+    ifNoneMatch: header(req, 'if-none-match'),
+    ifModifiedSince: header(req, 'if-modified-since'),
+    ...parsePrefer(header(req, 'prefer')),
+  };
+  if (method === 'POST' || method === 'PUT' || method === 'PATCH') {
+    const contentType = bodyType(req);
+    const raw = await readBody(req, options.maxBodyBytes);
+    if (raw.length > 0) {
+      if (contentType === undefined) {
+        throw new FhirError('unsupported-media-type', 'A request body needs a Content-Type (application/fhir+json)');
+      }
+      fhirReq.contentType = contentType;
+      if (contentType === 'application/x-www-form-urlencoded') {
+        fhirReq.body = Object.fromEntries(new URLSearchParams(raw.toString('utf8')));
+      } else {
+        fhirReq.body = parseJsonBody(raw, options.maxJsonDepth);
+      }
+    }
+  }
+  return { fhirReq, pretty };
+}
+
+function send(res: Response, baseUrl: string, out: FhirResponse, pretty: boolean): void {
+  res.status(out.status);
+  if (out.versionId) {
+    res.setHeader('ETag', `W/"${out.versionId}"`);
+  }
+  if (out.lastModified) {
+    res.setHeader('Last-Modified', new Date(out.lastModified).toUTCString());
+  }
+  if (out.location && (out.status === 201 || out.status === 200)) {
+    res.setHeader(out.status === 201 ? 'Location' : 'Content-Location', `${baseUrl}/${out.location}`);
+  }
+  if (out.status === 204 || out.status === 304 || (out.json === undefined && out.resource === undefined)) {
+    res.end();
+    return;
+  }
+  let body = out.json ?? JSON.stringify(out.resource, null, pretty ? 2 : undefined);
+  if (pretty && out.json !== undefined) {
+    body = JSON.stringify(JSON.parse(out.json) as Resource, null, 2);
+  }
+  res.setHeader('Content-Type', `${FHIR_JSON}; charset=utf-8`);
+  res.end(body);
+}
+
+function sendError(res: Response, err: unknown, options: AppOptions, where: string): void {
+  let fe: FhirError;
+  if (err instanceof FhirError) {
+    fe = err;
+  } else {
+    options.logError?.(err, where);
+    fe = new FhirError('internal', operationOutcome('error', 'exception', 'Internal server error; the incident was logged'));
+  }
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  res.status(STATUS_BY_CATEGORY[fe.category]);
+  res.setHeader('Content-Type', `${FHIR_JSON}; charset=utf-8`);
+  res.end(JSON.stringify(fe.outcome));
+}
+
+/** Creates the Express application serving the FHIR API at the root. */
+export function createApp(makeContext: ContextFactory, options: AppOptions): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', false);
+
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('Access-Control-Allow-Origin', '*');
+    res.setHeader('Access-Control-Expose-Headers', 'ETag, Location, Content-Location, Last-Modified');
+    if (req.method === 'OPTIONS') {
+      res.setHeader('Access-Control-Allow-Methods', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS');
+      res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type, Accept, If-Match, If-None-Exist, If-None-Match, If-Modified-Since, Prefer');
+      res.status(204).end();
+      return;
+    }
+    next();
+  });
+
+  app.use(async (req: Request, res: Response) => {
+    const baseUrl = options.baseUrl ?? `${req.protocol}://${req.get('host') ?? 'localhost'}`;
+    const where = `${req.method} ${req.originalUrl}`;
+    try {
+      const { fhirReq, pretty } = await toFhirRequest(req, options);
+      const out = await handle(fhirReq, makeContext(baseUrl));
+      send(res, baseUrl, out, pretty);
+    } catch (err) {
+      sendError(res, err, options, where);
+    }
+  });
+
+  return app;
+}

@@ -1,0 +1,28 @@
+import type { Store } from './api';
+import { migrate } from './postgres/migrate';
+import { openNodePg } from './postgres/nodepg';
+import { openPglite } from './postgres/pglite';
+import { PgStore } from './postgres/store';
+
+export interface StoreConfig {
+  /** A PostgreSQL server (production). When set, dataDir and memory are ignored. */
+  databaseUrl?: string;
+  /** Embedded store folder (default ./data). */
+  dataDir?: string;
+  /** Embedded store in memory only: gone when the process ends. */
+  memory?: boolean;
+}
+
+/** Opens the configured store and brings its schema up to date. */
+export async function openStore(config: StoreConfig): Promise<Store> {
+  const driver = config.databaseUrl
+    ? await openNodePg(config.databaseUrl)
+    : await openPglite(config.memory ? undefined : (config.dataDir ?? './data'));
+  try {
+    await migrate(driver);
+  } catch (err) {
+    await driver.close();
+    throw err;
+  }
+  return new PgStore(driver);
+}

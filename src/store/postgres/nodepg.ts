@@ -1,0 +1,50 @@
+import { Pool, types } from 'pg';
+import type { Driver, Queryable } from './driver';
+
+// Return bigint (int8) as string and timestamps untouched, matching PGlite's behaviour below.
+types.setTypeParser(20, (v) => v);
+
+/** A PostgreSQL server through a node-postgres pool (DATABASE_URL). */
+export async function openNodePg(connectionString: string, poolSize = 10): Promise<Driver> {
+  const pool = new Pool({ connectionString, max: poolSize });
+  // Surface a bad URL at start-up rather than on the first request.
+  const probe = await pool.connect();
+  probe.release();
+  pool.on('error', () => {
+    // An idle client died (server restart); the pool replaces it. Nothing to do here.
+  });
+  return {
+    kind: 'postgres',
+    async query<R>(sql: string, params?: unknown[]): Promise<R[]> {
+      const res = await pool.query(sql, params);
+      return res.rows as R[];
+    },
+    async transaction<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const q: Queryable = {
+          async query<R>(sql: string, params?: unknown[]): Promise<R[]> {
+            const res = await client.query(sql, params);
+            return res.rows as R[];
+          },
+          async exec(sql: string): Promise<void> {
+            await client.query(sql);
+          },
+        };
+        const result = await fn(q);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
+    },
+    async exec(sql: string): Promise<void> {
+      await pool.query(sql);
+    },
+    close: () => pool.end(),
+  };
+}

