@@ -3,7 +3,7 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test', '<rootDir>/bots'],
   transform: {
-    '^.+\\.[tj]s$': ['ts-jest', { tsconfig: 'tsconfig.json', isolatedModules: true }],
+    '^.+\\.[tj]s$': ['ts-jest', { tsconfig: 'tsconfig.json', }],
   },
   // jose 6 is ESM-only: let ts-jest transform it.
   transformIgnorePatterns: ['/node_modules/(?!jose/)'],
