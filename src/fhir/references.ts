@@ -8,7 +8,7 @@
 export const CONDITIONAL_REFERENCE = /^([A-Z][A-Za-z]+)\?(.+)$/;
 
 /**
- * Walks `value` (iteratively; resources can be deep) and returns a copy in which
+ * Walks `value` (iteratively; resources can be deep) and rewrites it in place, so that
  * - every `reference` element is replaced by `resolve(reference)` when that gives a value, and
  * - every other string equal to a `urn:` fullUrl in `urnMap` is replaced (uri elements such as
  *   Attachment.url may point at entries too), and such urns inside narrative are rewritten.
@@ -18,7 +18,7 @@ export function rewriteReferences(
   resolve: (reference: string) => string | undefined,
   urnMap: Map<string, string>,
 ): unknown {
-  const root: { v: unknown } = { v: structuredClone(value) };
+  const root: { v: unknown } = { v: value };
   const stack: [Record<string, unknown> | unknown[], string | number][] = [[root as Record<string, unknown>, 'v']];
   while (stack.length > 0) {
     const [parent, key] = stack.pop() as [Record<string, unknown> & unknown[], string | number];
