@@ -2,14 +2,14 @@
  * The search used by conditional interactions (If-None-Exist, conditional update/delete, conditional
  * references in transactions): a query string -> store filters -> matching ids.
  *
- * This is the Core issue's subset (`_id`, `identifier`); the Search issue replaces the parser with the
+ * This is the Core issue's subset (`_id`, `identifier`, `url`); the Search issue replaces the parser with the
  * full SearchParameter-driven one, and keeps this function's contract.
  */
 import { badRequest } from '../errors';
 import type { SearchFilter, StoreReader } from '../store/api';
 
 /** Parameters this search understands. */
-export const CONDITIONAL_PARAMS = ['_id', 'identifier'] as const;
+export const CONDITIONAL_PARAMS = ['_id', 'identifier', 'url'] as const;
 
 /** Splits `a|b` on the first unescaped `|` (FHIR search escaping: `\|`). */
 function splitToken(value: string): { system?: string | null; value: string } {
@@ -39,6 +39,10 @@ export function parseConditional(resourceType: string, query: string): SearchFil
         break;
       case 'identifier':
         filters.push({ kind: 'identifier', values: splitOr(value).map(splitToken) });
+        break;
+      case 'url':
+        // Canonical resources (StructureDefinition, ValueSet, ...): exact match on url.
+        filters.push({ kind: 'element', element: 'url', values: splitOr(value) });
         break;
       default:
         throw badRequest(

@@ -52,7 +52,9 @@ export interface WriteOptions {
 export type SearchFilter =
   | { kind: 'id'; ids: string[] }
   /** Identifier match: `system|value`, `|value` (no system) or `value` (any system). */
-  | { kind: 'identifier'; values: { system?: string | null; value: string }[] };
+  | { kind: 'identifier'; values: { system?: string | null; value: string }[] }
+  /** A top-level primitive element equal to one of the values (e.g. a canonical resource's `url`). */
+  | { kind: 'element'; element: string; values: string[] };
 
 export interface SearchQuery {
   resourceType: string;

@@ -103,3 +103,94 @@ describe('update, versions and delete', () => {
     expect((await server.request().get(`/Patient/${created.id}/_history/1`)).status).toBe(200);
   });
 });
+
+describe('conditional read and create', () => {
+  test('If-None-Match with the current version is 304; with an old one, 200', async () => {
+    const created = await createPatient();
+    const same = await server.request().get(`/Patient/${created.id}`).set('If-None-Match', 'W/"1"');
+    expect(same.status).toBe(304);
+    await server.request().put(`/Patient/${created.id}`).set('Content-Type', FHIR_JSON).send(created);
+    const changed = await server.request().get(`/Patient/${created.id}`).set('If-None-Match', 'W/"1"');
+    expect(changed.status).toBe(200);
+    expect(changed.body.meta.versionId).toBe('2');
+  });
+
+  test('If-None-Exist: no match creates, one match returns the existing resource, two matches are 412', async () => {
+    const identifier = [{ system: 'urn:test:mrn', value: 'MRN-42' }];
+    const first = await server.request().post('/Patient').set('Content-Type', FHIR_JSON).set('If-None-Exist', 'identifier=urn:test:mrn|MRN-42').send(patient({ identifier }));
+    expect(first.status).toBe(201);
+    const again = await server.request().post('/Patient').set('Content-Type', FHIR_JSON).set('If-None-Exist', 'identifier=urn:test:mrn|MRN-42').send(patient({ identifier }));
+    expect(again.status).toBe(200);
+    expect(again.body.id).toBe(first.body.id);
+    await createPatient(patient({ identifier }));
+    const ambiguous = await server.request().post('/Patient').set('Content-Type', FHIR_JSON).set('If-None-Exist', 'identifier=urn:test:mrn|MRN-42').send(patient({ identifier }));
+    expect(ambiguous.status).toBe(412);
+    expect(ambiguous.body.issue[0].diagnostics).toContain('matched 2');
+  });
+
+  test('If-None-Exist with an unsupported parameter is a 400 naming it', async () => {
+    const res = await server.request().post('/Patient').set('Content-Type', FHIR_JSON).set('If-None-Exist', 'nonsense=1').send(patient());
+    expect(res.status).toBe(400);
+    expect(res.body.issue[0].diagnostics).toContain("'nonsense'");
+  });
+});
+
+describe('history', () => {
+  test('type history pages newest first with next links that neither skip nor repeat while others write', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const res = await server.request().post('/Observation').set('Content-Type', FHIR_JSON).send({
+        resourceType: 'Observation',
+        status: 'final',
+        code: { text: `obs ${i}` },
+      });
+      ids.push(res.body.id);
+    }
+    const page1 = await server.request().get('/Observation/_history?_count=2');
+    expect(page1.status).toBe(200);
+    expect(page1.body.type).toBe('history');
+    expect(page1.body.total).toBe(5);
+    expect(page1.body.entry.map((e: { resource: { id: string } }) => e.resource.id)).toEqual([ids[4], ids[3]]);
+    // A write between pages must not shift the next page.
+    await server.request().post('/Observation').set('Content-Type', FHIR_JSON).send({ resourceType: 'Observation', status: 'final', code: { text: 'late' } });
+    const next = page1.body.link.find((l: { relation: string }) => l.relation === 'next').url as string;
+    expect(next.startsWith(BASE_URL + '/Observation/_history?')).toBe(true);
+    const page2 = await server.request().get(next.slice(BASE_URL.length));
+    expect(page2.body.entry.map((e: { resource: { id: string } }) => e.resource.id)).toEqual([ids[2], ids[1]]);
+    const page3 = await server.request().get(page2.body.link.find((l: { relation: string }) => l.relation === 'next').url.slice(BASE_URL.length));
+    expect(page3.body.entry.map((e: { resource: { id: string } }) => e.resource.id)).toEqual([ids[0]]);
+    expect(page3.body.link.find((l: { relation: string }) => l.relation === 'next')).toBeUndefined();
+  });
+
+  test('_since limits history to later versions', async () => {
+    const before = await createPatient();
+    await new Promise((r) => setTimeout(r, 20));
+    const since = new Date().toISOString();
+    await new Promise((r) => setTimeout(r, 20));
+    await server.request().put(`/Patient/${before.id}`).set('Content-Type', FHIR_JSON).send(before);
+    const res = await server.request().get(`/Patient/${before.id}/_history?_since=${since}`);
+    expect(res.status).toBe(200);
+    expect(res.body.entry).toHaveLength(1);
+    expect(res.body.entry[0].resource.meta.versionId).toBe('2');
+  });
+
+  test('system history includes every type', async () => {
+    const res = await server.request().get('/_history?_count=1000');
+    const types = new Set(res.body.entry.map((e: { resource?: { resourceType: string } }) => e.resource?.resourceType));
+    expect(types.has('Patient')).toBe(true);
+    expect(types.has('Observation')).toBe(true);
+  });
+});
+
+describe('metadata', () => {
+  test('the CapabilityStatement lists the interactions the router serves', async () => {
+    const res = await server.request().get('/metadata');
+    expect(res.status).toBe(200);
+    expect(res.body.resourceType).toBe('CapabilityStatement');
+    expect(res.body.fhirVersion).toBe('4.0.1');
+    const patientEntry = res.body.rest[0].resource.find((r: { type: string }) => r.type === 'Patient');
+    const codes = patientEntry.interaction.map((i: { code: string }) => i.code).sort();
+    expect(codes).toEqual(['create', 'delete', 'history-instance', 'history-type', 'patch', 'read', 'update', 'vread']);
+    expect(res.body.rest[0].interaction.map((i: { code: string }) => i.code).sort()).toEqual(['batch', 'history-system', 'transaction']);
+  });
+});

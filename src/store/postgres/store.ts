@@ -149,6 +149,11 @@ function filterSql(f: SearchQuery['filters'][number], params: unknown[]): string
             : contains;
         })
         .join(' OR ');
+    case 'element':
+      if (!/^[a-z][A-Za-z0-9]*$/.test(f.element)) {
+        throw new Error(`Not an element name: ${f.element}`);
+      }
+      return `(content::jsonb->>'${f.element}') = ANY(${p(f.values)})`;
   }
 }
 
