@@ -126,8 +126,13 @@ function collectNested(root: Record<string, unknown>, base: string, out: { value
 function simplify(errors: ErrorObject[]): ErrorObject[] {
   const seen = new Set<string>();
   const out: ErrorObject[] = [];
+  // A wrong JSON type makes the pattern check on the same value noise: report the type only.
+  const typeErrors = new Set(errors.filter((e) => e.keyword === 'type').map((e) => e.instancePath));
   for (const e of errors) {
     if (e.keyword === 'oneOf' || e.keyword === 'anyOf' || e.keyword === 'if') {
+      continue;
+    }
+    if (e.keyword === 'pattern' && typeErrors.has(e.instancePath)) {
       continue;
     }
     const key = `${e.instancePath}|${e.keyword}|${JSON.stringify(e.params)}`;

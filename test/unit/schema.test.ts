@@ -1,0 +1,41 @@
+import { isResourceType, pointerToFhirPath, validateStructure } from '../../src/validation/schema';
+
+describe('R4 JSON schema validation', () => {
+  test('knows the R4 resource types', () => {
+    expect(isResourceType('Patient')).toBe(true);
+    expect(isResourceType('CarePlan')).toBe(true);
+    expect(isResourceType('Foo')).toBe(false);
+  });
+
+  test('a valid resource has no issues', () => {
+    expect(validateStructure({ resourceType: 'Patient', name: [{ family: 'X', given: ['Y'] }], birthDate: '1950-01-02' })).toEqual([]);
+  });
+
+  test('wrong types, bad primitives and unknown elements are named by FHIRPath', () => {
+    const issues = validateStructure({ resourceType: 'Patient', birthDate: '1950-13-45', name: [{ given: [12] }], foo: 1 });
+    const where = issues.map((i) => i.expression?.[0]).sort();
+    expect(where).toEqual(['Patient.birthDate', 'Patient.foo', 'Patient.name[0].given[0]']);
+    expect(issues.find((i) => i.expression?.[0] === 'Patient.foo')?.diagnostics).toContain("Unknown element 'foo'");
+  });
+
+  test('nested resources are validated against their own type', () => {
+    const issues = validateStructure({
+      resourceType: 'Patient',
+      contained: [{ resourceType: 'Organization', id: 'o1', active: 'yes' }],
+    });
+    expect(issues).toHaveLength(1);
+    expect(issues[0].expression).toEqual(['Patient.contained[0].active']);
+  });
+
+  test('required elements and code values are checked', () => {
+    const issues = validateStructure({ resourceType: 'Observation', status: 'done' });
+    const texts = issues.map((i) => i.diagnostics).join(' | ');
+    expect(texts).toContain("Missing required element 'code'");
+    expect(texts).toContain('Observation.status must be one of');
+  });
+
+  test('JSON pointers become FHIRPath', () => {
+    expect(pointerToFhirPath('Patient', '/name/0/given/1')).toBe('Patient.name[0].given[1]');
+    expect(pointerToFhirPath('Bundle', '')).toBe('Bundle');
+  });
+});
