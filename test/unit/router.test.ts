@@ -1,4 +1,4 @@
-import { FhirError } from '../../src/errors';
+import { type FhirError } from '../../src/errors';
 import { INTERACTIONS, route } from '../../src/fhir/router';
 
 describe('the interaction table and router', () => {
