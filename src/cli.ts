@@ -3,6 +3,7 @@
  * The `continuum` command: `serve` (what `npm start` runs) and `import`.
  * Configuration is read here, once, and passed down.
  */
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { DEFAULT_LIMITS, DEFAULT_PORT } from './config';
 import { formatSummary, importPaths } from './import/importer';
@@ -112,6 +113,11 @@ async function serve(values: Values): Promise<void> {
 async function runImport(values: Values, paths: string[]): Promise<number> {
   if (paths.length === 0) {
     throw new UsageError('import needs at least one file or folder');
+  }
+  for (const p of paths) {
+    if (!existsSync(p)) {
+      throw new UsageError(`no such file or folder: ${p}`);
+    }
   }
   const options = storeOptions(values);
   const continuum = await createContinuum(options);

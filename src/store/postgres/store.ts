@@ -40,11 +40,6 @@ function fromRow(resourceType: string, id: string, row: CurrentRow, method?: Sto
   };
 }
 
-/** PostgreSQL unique_violation: another writer created the same row first. */
-function isUniqueViolation(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as { code?: string }).code === '23505';
-}
-
 class PgReader implements StoreReader {
   constructor(protected readonly q: Queryable) {}
 
@@ -199,8 +194,21 @@ class PgWriter extends PgReader implements StoreWriter {
 
   /** Writes the queued creates. A create whose id already exists fails the transaction (409). */
   async flush(): Promise<void> {
+    const clash = await this.writePending();
+    if (clash) {
+      throw conflict(`${clash.resourceType}/${clash.id} already exists`);
+    }
+  }
+
+  /** Writes the queued creates; false when one of them already existed (and was not written). */
+  private async flushInserted(): Promise<boolean> {
+    return (await this.writePending()) === undefined;
+  }
+
+  /** Inserts the queued creates; returns the first one whose id already existed, if any. */
+  private async writePending(): Promise<PendingCreate | undefined> {
     if (this.pending.length === 0) {
-      return;
+      return undefined;
     }
     const rows = this.pending;
     this.pending = [];
@@ -228,9 +236,9 @@ class PgWriter extends PgReader implements StoreWriter {
     );
     if (inserted.length !== rows.length) {
       const written = new Set(inserted.map((r) => r.id));
-      const clash = rows.find((r) => !written.has(r.id)) ?? rows[0];
-      throw conflict(`${clash.resourceType}/${clash.id} already exists`);
+      return rows.find((r) => !written.has(r.id)) ?? rows[0];
     }
+    return undefined;
   }
 
   override async read(resourceType: string, id: string): Promise<StoredVersion | undefined> {
@@ -258,20 +266,21 @@ class PgWriter extends PgReader implements StoreWriter {
     options: WriteOptions = {},
   ): Promise<{ version: StoredVersion; created: boolean }> {
     const id = resource.id as string;
-    const current = await this.lockCurrent(resource.resourceType, id);
+    let current = await this.lockCurrent(resource.resourceType, id);
     if (!current) {
       if (options.ifMatch !== undefined) {
         throw preconditionFailed(`${resource.resourceType}/${id} does not exist, so If-Match cannot match`);
       }
-      try {
-        const version = await this.create(resource, { method: options.method ?? 'PUT' });
-        await this.flush();
+      const version = await this.create(resource, { method: options.method ?? 'PUT' });
+      const inserted = await this.flushInserted();
+      if (inserted) {
         return { version, created: true };
-      } catch (err) {
-        if (isUniqueViolation(err)) {
-          throw conflict(`${resource.resourceType}/${id} was created concurrently; retry the update`);
-        }
-        throw err;
+      }
+      // Another writer created it between our lock attempt and our insert (the insert waited for
+      // its commit): carry on as an ordinary update of what it wrote.
+      current = await this.lockCurrent(resource.resourceType, id);
+      if (!current) {
+        throw conflict(`${resource.resourceType}/${id} changed concurrently; retry the update`);
       }
     }
     checkIfMatch(resource.resourceType, id, current.version_id, options.ifMatch);

@@ -1,0 +1,218 @@
+/**
+ * Durability of the embedded store (PGlite files in --data-dir): every write the server has
+ * acknowledged survives a `kill -9` of the server process right after the acknowledgement.
+ *
+ * Always runs on the embedded store (even when DATABASE_URL is set): it is about PGlite's files.
+ * Runs the compiled CLI (`npm run build` first; `npm test` does it).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Bundle, Patient } from '@medplum/fhirtypes';
+import { patient } from '../support/builders';
+import { FHIR_JSON } from '../support/server';
+
+const ROOT = join(__dirname, '..', '..');
+const CLI = join(ROOT, 'dist', 'src', 'cli.js');
+
+jest.setTimeout(180_000);
+
+/** A port nobody listens on right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      srv.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+interface Served {
+  child: ChildProcess;
+  base: string;
+  output: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** `continuum serve --data-dir <dir>` on a free port, resolved once GET /metadata answers 200. */
+async function serve(dataDir: string): Promise<Served> {
+  const port = await freePort();
+  const env = { ...process.env };
+  delete env.DATABASE_URL; // this file is about the embedded store
+  delete env.PORT;
+  delete env.HOST;
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', String(port), '--data-dir', dataDir], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  let gone = false;
+  void exited.then(() => (gone = true));
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (gone) {
+      throw new Error(`continuum serve exited before it answered:\n${out}`);
+    }
+    try {
+      const res = await fetch(`${base}/metadata`);
+      if (res.status === 200) {
+        await res.arrayBuffer();
+        break;
+      }
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`continuum serve did not answer GET /metadata within 60 s:\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { child, base, output: () => out, exited };
+}
+
+async function call(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: Record<string, unknown> | undefined }> {
+  const res = await fetch(`${base}/${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'Content-Type': FHIR_JSON },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined };
+}
+
+interface Expected {
+  versionId: string;
+  /** History methods, newest first. */
+  methods: string[];
+  /** What the current version must contain; undefined when it is deleted. */
+  given?: string;
+}
+
+let dataDir: string;
+const running: ChildProcess[] = [];
+
+beforeAll(() => {
+  dataDir = mkdtempSync(join(tmpdir(), 'continuum-durability-'));
+});
+
+afterAll(() => {
+  for (const c of running) {
+    if (c.exitCode === null && c.signalCode === null) {
+      c.kill('SIGKILL');
+    }
+  }
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+test('every acknowledged write survives kill -9 of the server', async () => {
+  const first = await serve(dataDir);
+  running.push(first.child);
+  const expected = new Map<string, Expected>();
+  const ack = (what: string, res: { status: number; body?: Record<string, unknown> }, status: number): void => {
+    if (res.status !== status) {
+      throw new Error(`${what}: expected ${status}, got ${res.status} ${JSON.stringify(res.body)}\n${first.output()}`);
+    }
+  };
+
+  // Creates, one after another...
+  for (let i = 0; i < 20; i++) {
+    const given = `Sequential${i}`;
+    const res = await call(first.base, 'POST', 'Patient', patient({ name: [{ family: 'Durable', given: [given] }] }));
+    ack(`create ${i}`, res, 201);
+    expect((res.body!.meta as { versionId: string }).versionId).toBe('1');
+    expected.set(`Patient/${res.body!.id as string}`, { versionId: '1', methods: ['POST'], given });
+  }
+  // ...and ten at once.
+  const burst = await Promise.all(
+    Array.from({ length: 10 }, (_, i) =>
+      call(first.base, 'POST', 'Patient', patient({ name: [{ family: 'Durable', given: [`Concurrent${i}`] }] })),
+    ),
+  );
+  burst.forEach((res, i) => {
+    ack(`concurrent create ${i}`, res, 201);
+    expected.set(`Patient/${res.body!.id as string}`, { versionId: '1', methods: ['POST'], given: `Concurrent${i}` });
+  });
+
+  // Update-as-create with a client-chosen id.
+  const clientId = 'durable-client-id';
+  ack('update-as-create', await call(first.base, 'PUT', `Patient/${clientId}`, patient({ id: clientId, name: [{ given: ['Client'] }] })), 201);
+  expected.set(`Patient/${clientId}`, { versionId: '1', methods: ['PUT'], given: 'Client' });
+
+  // A delete.
+  const [deleted] = [...expected.keys()];
+  ack('delete', await call(first.base, 'DELETE', deleted), 204);
+  expected.set(deleted, { versionId: '2', methods: ['DELETE', 'POST'] });
+
+  // One resource updated three times; the last update is the last acknowledged write.
+  const updated = [...expected.keys()][5];
+  const id = updated.split('/')[1];
+  let last: { status: number; body?: Record<string, unknown> } = { status: 0 };
+  for (let v = 2; v <= 4; v++) {
+    last = await call(first.base, 'PUT', updated, patient({ id, name: [{ family: 'Durable', given: [`Updated${v}`] }] }));
+    ack(`update to version ${v}`, last, 200);
+    expect((last.body!.meta as { versionId: string }).versionId).toBe(String(v));
+  }
+  // kill -9 right after the acknowledgement: no graceful close, no checkpoint.
+  first.child.kill('SIGKILL');
+  expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
+  expected.set(updated, { versionId: '4', methods: ['PUT', 'PUT', 'PUT', 'POST'], given: 'Updated4' });
+
+  // Restart on the same data directory (crash recovery) and check every acknowledged write.
+  expect(existsSync(join(dataDir, 'PG_VERSION'))).toBe(true);
+  const second = await serve(dataDir);
+  running.push(second.child);
+  for (const [ref, want] of expected) {
+    const read = await call(second.base, 'GET', ref);
+    if (want.given === undefined) {
+      expect({ ref, status: read.status }).toEqual({ ref, status: 410 });
+    } else {
+      expect({ ref, status: read.status }).toEqual({ ref, status: 200 });
+      const p = read.body as unknown as Patient;
+      expect({ ref, versionId: p.meta?.versionId, given: p.name?.[0]?.given?.[0] }).toEqual({
+        ref,
+        versionId: want.versionId,
+        given: want.given,
+      });
+    }
+    const history = await call(second.base, 'GET', `${ref}/_history`);
+    expect(history.status).toBe(200);
+    const h = history.body as unknown as Bundle;
+    expect({
+      ref,
+      total: h.total,
+      versions: h.entry?.map((e) => e.response?.etag),
+      methods: h.entry?.map((e) => e.request?.method),
+    }).toEqual({
+      ref,
+      total: want.methods.length,
+      versions: want.methods.map((_, i) => `W/"${want.methods.length - i}"`),
+      methods: want.methods,
+    });
+  }
+  // Nothing more and nothing less than what was acknowledged: 30 + 1 creates, 1 delete, 3 updates.
+  const all = await call(second.base, 'GET', '_history?_count=1');
+  expect((all.body as unknown as Bundle).total).toBe(35);
+
+  // The recovered store takes new writes, and a graceful stop exits 0.
+  const after = await call(second.base, 'POST', 'Patient', patient());
+  expect(after.status).toBe(201);
+  second.child.kill('SIGTERM');
+  expect(await second.exited).toEqual({ code: 0, signal: null });
+});
