@@ -93,9 +93,34 @@ export function countParam(req: FhirRequest, defaultCount: number, maxCount: num
   if (raw === undefined) {
     return defaultCount;
   }
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) {
+  if (!/^\d{1,9}$/.test(raw)) {
     throw badRequest(`_count must be a non-negative integer, got '${raw}'`);
   }
-  return Math.min(n, maxCount);
+  return Math.min(Number(raw), maxCount);
+}
+
+const INSTANT_PARAM = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?)?)?$/;
+
+/**
+ * A date or instant parameter such as `_since` as an ISO instant (UTC). Partial dates mean their
+ * start (`2026` -> 2026-01-01T00:00:00Z); a time needs a zone; impossible dates are refused.
+ */
+export function instantParam(name: string, raw: string): string {
+  const m = INSTANT_PARAM.exec(raw);
+  const fail = (): never => {
+    throw badRequest(`${name} must be a date or an instant with a time zone (e.g. 2026-01-31T09:00:00Z), got '${raw}'`);
+  };
+  if (!m) {
+    return fail();
+  }
+  const [, y, mo = '01', d = '01', h = '00', mi = '00', sec = '00', frac = '', zone = 'Z'] = m;
+  const year = Number(y);
+  const month = Number(mo);
+  const day = Number(d);
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (year < 1 || month < 1 || month > 12 || day < 1 || day > daysInMonth || Number(h) > 23 || Number(mi) > 59 || Number(sec) > 59) {
+    return fail();
+  }
+  const ms = Date.parse(`${y}-${mo}-${d}T${h}:${mi}:${sec}${frac}${zone}`);
+  return Number.isNaN(ms) ? fail() : new Date(ms).toISOString();
 }

@@ -6,7 +6,8 @@
  * handle(FhirRequest, ctx) -> FhirResponse knows nothing about HTTP; the edge, batch/transaction
  * entries and bots all call it.
  */
-import { FhirError } from '../errors';
+import { FhirError, operationOutcome } from '../errors';
+import { isResourceType } from '../validation/schema';
 import { batchOrTransaction } from './interactions/batch';
 import { capabilities } from './interactions/capabilities';
 import { create } from './interactions/create';
@@ -85,6 +86,9 @@ export function route(method: FhirRequest['method'], path: string): Match {
     }
   }
   if (pathMatched) {
+    if (/^[A-Z]/.test(segments[0] ?? '') && !isResourceType(segments[0])) {
+      throw new FhirError('not-found', operationOutcome('error', 'not-supported', `Unknown resource type '${segments[0]}'`));
+    }
     throw new FhirError('method-not-allowed', `${method} is not allowed on '/${path}'`);
   }
   const op = segments.find((s) => s.startsWith('$'));

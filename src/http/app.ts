@@ -118,7 +118,7 @@ function send(res: Response, baseUrl: string, out: FhirResponse, pretty: boolean
   res.end(body);
 }
 
-function sendError(res: Response, err: unknown, options: AppOptions, where: string): void {
+function sendError(res: Response, err: unknown, options: AppOptions, where: string, pretty: boolean): void {
   let fe: FhirError;
   if (err instanceof FhirError) {
     fe = err;
@@ -132,7 +132,7 @@ function sendError(res: Response, err: unknown, options: AppOptions, where: stri
   }
   res.status(STATUS_BY_CATEGORY[fe.category]);
   res.setHeader('Content-Type', `${FHIR_JSON}; charset=utf-8`);
-  res.end(JSON.stringify(fe.outcome));
+  res.end(JSON.stringify(fe.outcome, null, pretty ? 2 : undefined));
 }
 
 /** Creates the Express application serving the FHIR API at the root. */
@@ -164,7 +164,7 @@ export function createApp(makeContext: ContextFactory, options: AppOptions): exp
       const out = await handle(fhirReq, makeContext(baseUrl));
       send(res, baseUrl, out, pretty);
     } catch (err) {
-      sendError(res, err, options, where);
+      sendError(res, err, options, where, /[?&]_pretty=true(&|$)/.test(req.originalUrl));
     }
   });
 

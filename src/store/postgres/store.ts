@@ -98,7 +98,7 @@ class PgReader implements StoreReader {
     const page = rows.slice(0, query.count);
     return {
       versions: page.map((r) => fromRow(r.resource_type, r.id, r, r.method)),
-      next: rows.length > query.count ? String(page[page.length - 1].seq) : undefined,
+      next: rows.length > query.count && page.length > 0 ? String(page[page.length - 1].seq) : undefined,
       total: Number(totalRows[0].n),
     };
   }
