@@ -1,6 +1,8 @@
 /**
  * Wires the layers together: store -> FHIR core -> HTTP edge. Used by the CLI and by tests.
  */
+import { join } from 'node:path';
+import type { StructureDefinition } from '@medplum/fhirtypes';
 import type { Express } from 'express';
 import { DEFAULT_LIMITS, type Limits } from './config';
 import type { RequestContext } from './fhir/types';
@@ -9,12 +11,15 @@ import type { Store } from './store/api';
 import { openStore, type StoreConfig } from './store/open';
 import { createProfileValidator } from './validation/profiles';
 import { warmUpSchema } from './validation/schema';
+import { projectRoot } from './util/root';
 
 export interface ContinuumOptions extends StoreConfig {
   baseUrl?: string;
   limits?: Partial<Limits>;
   now?: () => Date;
   logError?: (err: unknown, where: string) => void;
+  /** Folders of conformance resources (StructureDefinitions, ValueSets, ...). Default: profiles/. */
+  profileDirs?: string[];
 }
 
 export interface Continuum {
@@ -30,7 +35,19 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
   const store = await openStore(options);
   warmUpSchema();
   const limits: Limits = { ...DEFAULT_LIMITS, ...(options.limits ?? {}) };
-  const profiles = createProfileValidator();
+  const profiles = createProfileValidator({
+    profileDirs: options.profileDirs ?? [join(projectRoot(), 'profiles')],
+    // StructureDefinitions stored through the API (newest version of that canonical URL).
+    lookup: async (url) => {
+      const found = await store.search({
+        resourceType: 'StructureDefinition',
+        filters: [{ kind: 'element', element: 'url', values: [url] }],
+        count: 10,
+      });
+      const newest = found.sort((a, b) => b.lastUpdated.localeCompare(a.lastUpdated))[0];
+      return newest?.json ? (JSON.parse(newest.json) as StructureDefinition) : undefined;
+    },
+  });
   const now = options.now ?? ((): Date => new Date());
   const context = (baseUrl = options.baseUrl ?? 'http://localhost'): RequestContext => ({
     store,
@@ -38,6 +55,7 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
     limits,
     now,
     validateProfiles: (r) => profiles.validate(r),
+    conformanceChanged: () => profiles.invalidate(),
   });
   const app = createApp(context, {
     baseUrl: options.baseUrl,

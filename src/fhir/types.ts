@@ -59,6 +59,8 @@ export interface RequestContext {
   now: () => Date;
   /** Validates a resource against the profiles it claims that the server knows (empty: valid). */
   validateProfiles: (resource: Resource) => Promise<OperationOutcomeIssue[]>;
+  /** Told when a StructureDefinition was written, so cached profiles are re-read. */
+  conformanceChanged?: () => void;
 }
 
 /** An interaction's implementation. Parameters from the path are in `params`. */

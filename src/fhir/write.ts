@@ -26,6 +26,13 @@ export function forStore(resource: Resource, id: string): ResourceLike {
   return copy;
 }
 
+/** Conformance resources the validator caches: a write to one must reach it. */
+export function afterWrite(ctx: RequestContext, resourceType: string): void {
+  if (resourceType === 'StructureDefinition') {
+    ctx.conformanceChanged?.();
+  }
+}
+
 /** 200/201 response for a write, honouring `Prefer: return=minimal | representation | OperationOutcome`. */
 export function writeResponse(req: FhirRequest, version: StoredVersion, status: number, message: string): FhirResponse {
   const base: FhirResponse = {

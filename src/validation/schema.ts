@@ -38,7 +38,7 @@ function compiler(): Ajv {
     const required = (elementFlags as { required: Record<string, string[][]> }).required;
     const definitions: Record<string, Record<string, unknown>> = {};
     for (const [name, def] of Object.entries(schemaSource.definitions)) {
-      const patched: Record<string, unknown> = { ...def };
+      const patched: Record<string, unknown> = { ...def, properties: withR401(def.properties) };
       if (def.properties && def.type === undefined) {
         patched.type = 'object';
       }
@@ -147,6 +147,21 @@ function collectNested(root: Record<string, unknown>, base: string, out: { value
       }
     }
   }
+}
+
+/**
+ * The published schema's FHIRVersion code list stops at 4.0.0, so it refuses R4's own `4.0.1`
+ * (e.g. StructureDefinition.fhirVersion): add it.
+ */
+function withR401(properties: unknown): unknown {
+  if (typeof properties !== 'object' || properties === null) {
+    return properties;
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(properties as Record<string, { enum?: string[] }>)) {
+    out[k] = v.enum?.includes('4.0.0') && !v.enum.includes('4.0.1') ? { ...v, enum: [...v.enum, '4.0.1'] } : v;
+  }
+  return out;
 }
 
 /** `valueQuantity`, `valueString`, ... -> `value`. */

@@ -39,3 +39,10 @@ describe('R4 JSON schema validation', () => {
     expect(pointerToFhirPath('Bundle', '')).toBe('Bundle');
   });
 });
+
+test('R4 4.0.1 is an accepted FHIR version (the published schema stops at 4.0.0)', () => {
+  const issues = validateStructure({ resourceType: 'CapabilityStatement', status: 'active', date: '2026-01-01', kind: 'instance', fhirVersion: '4.0.1', format: ['json'] });
+  expect(issues).toEqual([]);
+  const wrong = validateStructure({ resourceType: 'CapabilityStatement', status: 'active', date: '2026-01-01', kind: 'instance', fhirVersion: '9.9.9', format: ['json'] });
+  expect(wrong[0].expression).toEqual(['CapabilityStatement.fhirVersion']);
+});

@@ -3,7 +3,7 @@ import { preconditionFailed } from '../../errors';
 import { matchIds } from '../../search/conditional';
 import { requireResource, requireType, versionResponse } from '../common';
 import type { Handler } from '../types';
-import { checkProfiles, forStore, writeResponse } from '../write';
+import { afterWrite, checkProfiles, forStore, writeResponse } from '../write';
 
 /**
  * create: `POST [type]` (FHIR R4 http.html#create). The server assigns a UUID; any id in the body
@@ -26,6 +26,7 @@ export const create: Handler = async (req, ctx, params) => {
       }
     }
     const version = await w.create(forStore(resource, req.assignedId ?? randomUUID()));
+    afterWrite(ctx, type);
     return writeResponse(req, version, 201, `Created ${type}/${version.id}`);
   });
 };

@@ -1,6 +1,7 @@
 import { notFound } from '../../errors';
 import { parseETag, requireId, requireType } from '../common';
 import type { Handler } from '../types';
+import { afterWrite } from '../write';
 
 /**
  * delete: `DELETE [type]/[id]` (FHIR R4 http.html#delete). The delete is stored as a version; later
@@ -18,6 +19,7 @@ export const deleteInteraction: Handler = async (req, ctx, params) => {
     if (!version) {
       return { status: 204 };
     }
+    afterWrite(ctx, type);
     return { status: 204, versionId: version.versionId, lastModified: version.lastUpdated };
   });
 };

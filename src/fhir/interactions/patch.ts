@@ -4,7 +4,7 @@ import { validateStructure } from '../../validation/schema';
 import { parseETag, parseVersion, requireId, requireType, versionResponse } from '../common';
 import { applyJsonPatch, parsePatch } from '../jsonpatch';
 import type { Handler } from '../types';
-import { checkProfiles, forStore, writeResponse } from '../write';
+import { afterWrite, checkProfiles, forStore, writeResponse } from '../write';
 
 /**
  * patch: `PATCH [type]/[id]` with a JSON Patch body (`application/json-patch+json`), FHIR R4
@@ -41,6 +41,7 @@ export const patch: Handler = async (req, ctx, params) => {
         }
         await checkProfiles(patched, ctx);
         const { version } = await w.update(forStore(patched, id), { ifMatch, method: 'PATCH' });
+        afterWrite(ctx, type);
         return writeResponse(req, version, 200, `Patched ${type}/${id}`);
       });
     } catch (err) {

@@ -1,7 +1,7 @@
 import { badRequest } from '../../errors';
 import { parseETag, requireId, requireResource, requireType } from '../common';
 import type { Handler } from '../types';
-import { checkProfiles, forStore, writeResponse } from '../write';
+import { afterWrite, checkProfiles, forStore, writeResponse } from '../write';
 
 /**
  * update: `PUT [type]/[id]` (FHIR R4 http.html#update), creating the resource when the id is new
@@ -21,5 +21,6 @@ export const update: Handler = async (req, ctx, params) => {
   const { version, created } = await ctx.store.transaction((w) =>
     w.update(forStore(resource, id), { ifMatch: parseETag(req.ifMatch) }),
   );
+  afterWrite(ctx, type);
   return writeResponse(req, version, created ? 201 : 200, created ? `Created ${type}/${id}` : `Updated ${type}/${id}`);
 };
