@@ -1,0 +1,110 @@
+/**
+ * composite parameters: the parameter's expression selects repetitions (each Observation.component,
+ * each useContext, or the resource itself for `code-value-quantity`); each component expression is
+ * evaluated relative to ONE repetition, and every combination of the component values of that
+ * repetition is a row. A repetition missing any component gives no row.
+ *
+ * A component's type is the type of the SearchParameter its `definition` names.
+ */
+import type { SearchParamDef, SearchParamRegistry, SearchParamType } from '../definitions';
+import { evaluateTyped } from '../fhirpath';
+import { type ExtractContext, hasElement } from './context';
+import type { CompositeComponent, CompositeValue } from './rows';
+import { valueKey, valuesOf } from './values';
+
+/** Cap on rows from one repetition (combinations multiply: codings x values). */
+const MAX_COMBINATIONS = 256;
+
+/**
+ * Component types of a composite, or undefined when one cannot be resolved.
+ *
+ * Normally the type of the SearchParameter each component's `definition` names. R4 has a composite
+ * whose definitions are swapped (DocumentReference `relationship`: `code` -> relatesto (reference),
+ * `target` -> relation (token)); when a component's path is the tail of ANOTHER component's
+ * definition expression and not of its own, that other definition's type is used.
+ */
+export function componentTypes(def: SearchParamDef, registry: SearchParamRegistry): SearchParamType[] | undefined {
+  const components = def.components ?? [];
+  const targets = components.map((c) => registry.byUrl(c.definition));
+  const types: SearchParamType[] = [];
+  for (let i = 0; i < components.length; i++) {
+    let source = targets[i];
+    const path = components[i].expression.trim();
+    if (/^[A-Za-z][A-Za-z0-9.]*$/.test(path) && !endsWithPath(source?.expression, path)) {
+      const other = targets.find((t, j) => j !== i && endsWithPath(t?.expression, path));
+      source = other ?? source;
+    }
+    const t = source?.type;
+    if (t === undefined || t === 'composite' || t === 'special') {
+      return undefined;
+    }
+    types.push(t);
+  }
+  return types.length > 0 ? types : undefined;
+}
+
+function endsWithPath(expression: string | undefined, path: string): boolean {
+  return expression !== undefined && expression.split('|').some((branch) => branch.trim().endsWith('.' + path));
+}
+
+/** Throws on evaluation errors (the caller reports them per parameter). */
+export function compositeValues(def: SearchParamDef, registry: SearchParamRegistry, ctx: ExtractContext): CompositeValue[] {
+  const types = componentTypes(def, registry);
+  const components = def.components;
+  if (!types || !components) {
+    return [];
+  }
+  const out: CompositeValue[] = [];
+  const seen = new Set<string>();
+  for (const branch of def.branches) {
+    if (branch.requires !== undefined && !hasElement(ctx.resource, branch.requires)) {
+      continue;
+    }
+    for (const repetition of evaluateTyped(branch.expression, ctx.resource, ctx.resource)) {
+      // Last component first: it is usually the value, the one most often absent.
+      const perComponent: CompositeComponent[][] = new Array<CompositeComponent[]>(components.length);
+      let complete = true;
+      for (let i = components.length - 1; i >= 0 && complete; i--) {
+        const values: CompositeComponent[] = [];
+        for (const b of components[i].branches) {
+          if (b.requires !== undefined && !hasElement(repetition.value, b.requires)) {
+            continue;
+          }
+          for (const tv of evaluateTyped(b.expression, repetition.node, ctx.resource)) {
+            values.push(...valuesOf(types[i], tv, ctx));
+          }
+        }
+        perComponent[i] = values;
+        complete = values.length > 0;
+      }
+      if (!complete) {
+        continue;
+      }
+      for (const tuple of combinations(perComponent)) {
+        const key = tuple.map(valueKey).join('\u001e');
+        if (!seen.has(key)) {
+          seen.add(key);
+          out.push({ components: tuple });
+        }
+      }
+    }
+  }
+  return out;
+}
+
+function combinations(lists: CompositeComponent[][]): CompositeComponent[][] {
+  let acc: CompositeComponent[][] = [[]];
+  for (const list of lists) {
+    const next: CompositeComponent[][] = [];
+    for (const prefix of acc) {
+      for (const v of list) {
+        if (next.length >= MAX_COMBINATIONS) {
+          break;
+        }
+        next.push([...prefix, v]);
+      }
+    }
+    acc = next;
+  }
+  return acc;
+}

@@ -1,0 +1,208 @@
+/**
+ * The FHIRPath engine as the search index uses it: fhirpath.js with its R4 model, each expression
+ * compiled once (cached by text), results returned as typed values.
+ *
+ * `resolve()` never fetches at write time: it yields the resources it can find without I/O (contained
+ * resources) and nothing otherwise. Trailing `.where(resolve() is T)` is rewritten away beforehand
+ * (see expression.ts), so the common case does not depend on it.
+ */
+import * as fhirpath from 'fhirpath';
+import * as r4 from 'fhirpath/fhir-context/r4';
+
+/** One result of an evaluation: the FHIR type of the value (when known) and the value as JSON. */
+export interface TypedValue {
+  /**
+   * FHIR type name: `CodeableConcept`, `dateTime`, `Quantity`, `Reference`, a resource type, ...
+   * Values computed by functions (`exists()`, `toString()`) get `boolean`, `string`, `decimal`,
+   * `integer`, `dateTime`, `date`, `time` or `Quantity`. Undefined when unknown.
+   */
+  type: string | undefined;
+  /** The JSON value (object for complex types, string/number/boolean for primitives). */
+  value: unknown;
+  /** The engine's node, so that a composite can evaluate its components relative to it. */
+  node: unknown;
+}
+
+type Compiled = (resource: unknown, env?: Record<string, unknown>) => unknown[];
+
+/** What `compile` caches for an expression that does not parse: the error, rethrown on use. */
+interface Failed {
+  error: Error;
+}
+
+const cache = new Map<string, Compiled | Failed>();
+
+interface EngineNode {
+  data: unknown;
+  fhirNodeDataType: string | null;
+  parentResNode: EngineNode | null;
+}
+
+function isEngineNode(v: unknown): v is EngineNode {
+  return typeof v === 'object' && v !== null && 'fhirNodeDataType' in v && 'parentResNode' in v;
+}
+
+/** The root resource a node belongs to (walks up the engine's parent links). */
+function rootData(n: EngineNode): unknown {
+  let cur = n;
+  while (cur.parentResNode) {
+    cur = cur.parentResNode;
+  }
+  return cur.data;
+}
+
+type NodeClass = { makeResNode(ctx: unknown, data: unknown, parent: null, path: null, _data: null, type: null): unknown };
+
+/**
+ * resolve(): contained resources (`#id`) only; never I/O, never async. Results are wrapped in the
+ * engine's own node class (taken from the input node) so that `is`/`ofType` see their type.
+ */
+function resolveWithoutIo(this: unknown, coll: unknown[]): unknown[] {
+  const out: unknown[] = [];
+  for (const item of coll) {
+    if (!isEngineNode(item)) {
+      continue;
+    }
+    const data = item.data as { reference?: unknown } | string | undefined;
+    const ref = typeof data === 'string' ? data : typeof data?.reference === 'string' ? data.reference : undefined;
+    if (!ref?.startsWith('#')) {
+      continue;
+    }
+    const root = rootData(item) as { contained?: { id?: string }[] } | undefined;
+    const found = root?.contained?.find((c) => c.id === ref.slice(1));
+    const nodeClass = (item as { constructor?: Partial<NodeClass> }).constructor;
+    if (found && typeof nodeClass?.makeResNode === 'function') {
+      out.push(nodeClass.makeResNode(this, found, null, null, null, null));
+    }
+  }
+  return out;
+}
+
+/** `as()` applied per item (like `ofType()`): R4 expressions use it on collections. */
+function lenientAs(this: { model?: unknown }, coll: unknown[], typeInfo: unknown): unknown[] {
+  return coll.filter((n) => {
+    const node = n as { getTypeInfo?: () => { is(t: unknown, m: unknown): boolean } };
+    return typeof node?.getTypeInfo === 'function' && node.getTypeInfo().is(typeInfo, this.model);
+  });
+}
+
+const OPTIONS = {
+  resolveInternalTypes: false,
+  userInvocationTable: {
+    resolve: { fn: resolveWithoutIo, arity: { 0: [] }, internalStructures: true },
+    as: { fn: lenientAs, arity: { 1: ['TypeSpecifier' as const] }, internalStructures: true },
+  },
+};
+
+/**
+ * Compiles (once) and returns the evaluator for an expression. Throws on a syntax error or an unknown
+ * function; the failure is cached too.
+ */
+export function compile(expression: string): Compiled {
+  let hit = cache.get(expression);
+  if (!hit) {
+    try {
+      hit = fhirpath.compile(expression, r4, OPTIONS) as Compiled;
+    } catch (err) {
+      hit = { error: err instanceof Error ? err : new Error(String(err)) };
+    }
+    cache.set(expression, hit);
+  }
+  if (typeof hit !== 'function') {
+    throw hit.error;
+  }
+  return hit;
+}
+
+/** Number of cached compiled expressions (for measurements). */
+export function compiledCount(): number {
+  return cache.size;
+}
+
+/**
+ * Evaluates `expression` against `input` (a resource, or a node from a previous evaluation) and
+ * returns typed values. `resource` is `%resource` (the resource being indexed). Throws on errors.
+ */
+export function evaluateTyped(expression: string, input: unknown, resource: unknown): TypedValue[] {
+  const raw = compile(expression)(input, { resource, rootResource: resource });
+  const out: TypedValue[] = [];
+  for (const item of raw) {
+    const tv = toTyped(item);
+    if (tv) {
+      out.push(tv);
+    }
+  }
+  return out;
+}
+
+function toTyped(item: unknown): TypedValue | undefined {
+  if (isEngineNode(item)) {
+    const value = plain(item.data);
+    if (value === undefined || value === null) {
+      return undefined;
+    }
+    let type = item.fhirNodeDataType ?? undefined;
+    if (type?.startsWith('System.')) {
+      type = systemToFhir(type.slice(7), value);
+    }
+    if (!type) {
+      const rt = (value as { resourceType?: unknown }).resourceType;
+      type = typeof rt === 'string' ? rt : jsType(value);
+    }
+    return { type, value, node: item };
+  }
+  // System values computed by functions (booleans from exists(), FP_DateTime, FP_Quantity, ...).
+  const resolved = fhirpath.resolveInternalTypes([item]) as unknown[];
+  const value = resolved[0];
+  if (value === undefined || value === null) {
+    return undefined;
+  }
+  const t = (fhirpath.types([item]) as string[])[0];
+  const type = t?.startsWith('System.') ? systemToFhir(t.slice(7), value) : t?.startsWith('FHIR.') ? t.slice(5) : jsType(value);
+  return { type, value, node: item };
+}
+
+/** Unwraps the engine's decimal wrapper (FP_Decimal) to a JS number. */
+function plain(v: unknown): unknown {
+  if (typeof v === 'object' && v !== null && typeof (v as { toNumber?: unknown }).toNumber === 'function') {
+    return (v as { toNumber(): number }).toNumber();
+  }
+  if (typeof v === 'bigint') {
+    return Number(v);
+  }
+  return v;
+}
+
+function systemToFhir(name: string, value: unknown): string | undefined {
+  switch (name) {
+    case 'String':
+      return 'string';
+    case 'Boolean':
+      return 'boolean';
+    case 'Integer':
+    case 'Long':
+      return 'integer';
+    case 'Decimal':
+      return 'decimal';
+    case 'Date':
+      return 'date';
+    case 'DateTime':
+      return 'dateTime';
+    case 'Time':
+      return 'time';
+    case 'Quantity':
+      return 'Quantity';
+    default:
+      return jsType(value);
+  }
+}
+
+function jsType(value: unknown): string | undefined {
+  if (typeof value === 'string' || typeof value === 'boolean') {
+    return typeof value;
+  }
+  if (typeof value === 'number') {
+    return Number.isInteger(value) ? 'integer' : 'decimal';
+  }
+  return undefined;
+}
