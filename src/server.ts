@@ -8,7 +8,10 @@ import { DEFAULT_LIMITS, type Limits } from './config';
 import type { RequestContext } from './fhir/types';
 import { createApp } from './http/app';
 import type { Store } from './store/api';
+import { createRegistry } from './search/definitions';
+import { extractIndexValues } from './search/extract';
 import { openStore, type StoreConfig } from './store/open';
+import type { Indexer } from './store/postgres/index-writer';
 import { createProfileValidator } from './validation/profiles';
 import { warmUpSchema } from './validation/schema';
 import { projectRoot } from './util/root';
@@ -32,7 +35,13 @@ export interface Continuum {
 
 /** Opens the store, loads validation and returns the HTTP app and an in-process context. */
 export async function createContinuum(options: ContinuumOptions): Promise<Continuum> {
-  const store = await openStore(options);
+  const registry = createRegistry();
+  const indexer: Indexer = (resource) =>
+    extractIndexValues(resource, registry, {
+      baseUrl: options.baseUrl,
+      onError: (def, err) => console.warn(`[continuum] search parameter ${def.code} failed on ${resource.resourceType}: ${String(err)}`),
+    });
+  const store = await openStore(options, indexer);
   warmUpSchema();
   const limits: Limits = { ...DEFAULT_LIMITS, ...(options.limits ?? {}) };
   const profiles = createProfileValidator({
@@ -44,7 +53,7 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
         filters: [{ kind: 'element', element: 'url', values: [url] }],
         count: 10,
       });
-      const newest = found.sort((a, b) => b.lastUpdated.localeCompare(a.lastUpdated))[0];
+      const newest = found.versions.sort((a, b) => b.lastUpdated.localeCompare(a.lastUpdated))[0];
       return newest?.json ? (JSON.parse(newest.json) as StructureDefinition) : undefined;
     },
   });

@@ -60,5 +60,5 @@ export function parseConditional(resourceType: string, query: string): SearchFil
 export async function matchIds(store: StoreReader, resourceType: string, query: string, limit = 2): Promise<string[]> {
   const filters = parseConditional(resourceType, query);
   const found = await store.search({ resourceType, filters, count: limit });
-  return found.map((v) => v.id);
+  return found.versions.map((v) => v.id);
 }

@@ -45,21 +45,120 @@ export interface WriteOptions {
   method?: StoredVersion['method'];
 }
 
+/** A search prefix (FHIR R4 search.html#prefix). */
+export type Prefix = 'eq' | 'ne' | 'gt' | 'lt' | 'ge' | 'le' | 'sa' | 'eb' | 'ap';
+
+/** One token alternative: `system` undefined = any system, null = no system. */
+export interface TokenMatch {
+  system?: string | null;
+  value?: string;
+  /** `:text`: normalized starts-with on display/text. */
+  text?: string;
+  /** `:of-type`: Identifier.type coding plus value. */
+  typeSystem?: string;
+  typeCode?: string;
+}
+
+export interface ReferenceMatch {
+  targetType?: string;
+  targetId?: string;
+  /** An absolute or canonical URL as written in the resource. */
+  url?: string;
+  identifierSystem?: string;
+  identifierValue?: string;
+}
+
+/** A date search value: the range its precision covers, [start, end). */
+export interface DateMatch {
+  prefix: Prefix;
+  start: string;
+  end: string;
+}
+
+/** A number/quantity search value: `value` with the range its precision implies, [low, high). */
+export interface NumberMatch {
+  prefix: Prefix;
+  value: number;
+  low: number;
+  high: number;
+  system?: string;
+  unitCode?: string;
+}
+
 /**
  * A parsed search, as the store understands it (src/search builds these from query strings).
- * Every filter must hold (AND); the values inside one filter are alternatives (OR).
+ * Every filter in a list must hold (AND); the values inside one filter are alternatives (OR).
+ * `code` names the SearchParameter whose index rows are matched.
  */
 export type SearchFilter =
   | { kind: 'id'; ids: string[] }
-  /** Identifier match: `system|value`, `|value` (no system) or `value` (any system). */
+  /** Identifier match for conditional operations: `system|value`, `|value` or `value`. */
   | { kind: 'identifier'; values: { system?: string | null; value: string }[] }
   /** A top-level primitive element equal to one of the values (e.g. a canonical resource's `url`). */
-  | { kind: 'element'; element: string; values: string[] };
+  | { kind: 'element'; element: string; values: string[] }
+  | { kind: 'string'; code: string; mode: 'starts' | 'exact' | 'contains'; values: string[] }
+  | { kind: 'token'; code: string; values: TokenMatch[] }
+  | { kind: 'reference'; code: string; values: ReferenceMatch[] }
+  | { kind: 'date'; code: string; values: DateMatch[] }
+  | { kind: 'number' | 'quantity'; code: string; values: NumberMatch[] }
+  | { kind: 'uri'; code: string; mode: 'exact' | 'below' | 'above'; values: string[] }
+  /** Composite: per alternative, one filter per component, all on the same index row. */
+  | { kind: 'composite'; code: string; values: CompositeComponentMatch[][] }
+  /** `:missing`: whether the resource has any index row for the parameter. */
+  | { kind: 'missing'; table: IndexTable; code: string; missing: boolean }
+  | { kind: 'not'; filter: SearchFilter }
+  | { kind: 'or'; filters: SearchFilter[] }
+  /** Chained: a reference parameter whose target (of `targetType`) matches `filters`. */
+  | { kind: 'chain'; code: string; targetType: string; filters: SearchFilter[] }
+  /** Reverse chained (`_has`): some `sourceType` whose reference `code` points here matches `filters`. */
+  | { kind: 'has'; sourceType: string; code: string; filters: SearchFilter[] };
+
+export type IndexTable = 'string' | 'token' | 'reference' | 'date' | 'number' | 'quantity' | 'uri' | 'composite';
+
+export type CompositeComponentMatch =
+  | { type: 'token'; match: TokenMatch }
+  | { type: 'string'; value: string }
+  | { type: 'reference'; match: ReferenceMatch }
+  | { type: 'date'; match: DateMatch }
+  | { type: 'number' | 'quantity'; match: NumberMatch }
+  | { type: 'uri'; value: string };
+
+/** A sort key: the resource id, lastUpdated, or a parameter's smallest (asc) / largest (desc) value. */
+export type SortKey =
+  | { kind: 'id'; descending: boolean }
+  | { kind: 'lastUpdated'; descending: boolean }
+  | { kind: 'param'; table: Exclude<IndexTable, 'composite' | 'reference'>; code: string; descending: boolean };
 
 export interface SearchQuery {
-  resourceType: string;
+  /** Types searched (one for a type search; several or none = all for a system search). */
+  resourceType: string | string[];
   filters: SearchFilter[];
   count: number;
+  sort?: SortKey[];
+  /** Continue after this position (from a previous page's `cursor`). */
+  after?: unknown[];
+  /** Also count all matches. */
+  total?: boolean;
+}
+
+export interface SearchPage {
+  versions: StoredVersion[];
+  /** Position of the last result, for the next page; absent on the last page. */
+  cursor?: unknown[];
+  total?: number;
+}
+
+/** What `_include` / `_revinclude` ask for. */
+export interface IncludeQuery {
+  direction: 'include' | 'revinclude';
+  /** The resources found so far. */
+  from: { resourceType: string; id: string }[];
+  /** include: type of the referencing resources; revinclude: type of the resources pointing at `from`. */
+  sourceType: string;
+  /** Reference parameter code; undefined for `*`. */
+  code?: string;
+  targetType?: string;
+  limit: number;
 }
 
 /** Read-side operations, available inside and outside a transaction. */
@@ -68,8 +167,10 @@ export interface StoreReader {
   read(resourceType: string, id: string): Promise<StoredVersion | undefined>;
   vread(resourceType: string, id: string, versionId: string): Promise<StoredVersion | undefined>;
   history(query: HistoryQuery): Promise<HistoryPage>;
-  /** Current, non-deleted resources matching every filter, in id order. */
-  search(query: SearchQuery): Promise<StoredVersion[]>;
+  /** Current, non-deleted resources matching every filter, one page at a time. */
+  search(query: SearchQuery): Promise<SearchPage>;
+  /** Resources referenced by (include) or referencing (revinclude) a set of resources. */
+  includes(query: IncludeQuery): Promise<StoredVersion[]>;
 }
 
 /** Write operations: only reachable inside `Store.transaction`. */

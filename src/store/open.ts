@@ -3,6 +3,7 @@ import { migrate } from './postgres/migrate';
 import { openNodePg } from './postgres/nodepg';
 import { openPglite } from './postgres/pglite';
 import { PgStore } from './postgres/store';
+import type { Indexer } from './postgres/index-writer';
 
 export interface StoreConfig {
   /** A PostgreSQL server (production). When set, dataDir and memory are ignored. */
@@ -14,7 +15,7 @@ export interface StoreConfig {
 }
 
 /** Opens the configured store and brings its schema up to date. */
-export async function openStore(config: StoreConfig): Promise<Store> {
+export async function openStore(config: StoreConfig, indexer?: Indexer): Promise<Store> {
   const driver = config.databaseUrl
     ? await openNodePg(config.databaseUrl)
     : await openPglite(config.memory ? undefined : (config.dataDir ?? './data'));
@@ -24,5 +25,5 @@ export async function openStore(config: StoreConfig): Promise<Store> {
     await driver.close();
     throw err;
   }
-  return new PgStore(driver);
+  return new PgStore(driver, indexer);
 }

@@ -2,7 +2,9 @@ import { conflict, preconditionFailed } from '../../errors';
 import type {
   HistoryPage,
   HistoryQuery,
+  IncludeQuery,
   ResourceLike,
+  SearchPage,
   SearchQuery,
   Store,
   StoredVersion,
@@ -10,7 +12,10 @@ import type {
   StoreWriter,
   WriteOptions,
 } from '../api';
+import type { IndexRows } from '../../search/extract/rows';
 import type { Driver, Queryable } from './driver';
+import { deleteIndexRows, IndexBatch, type Indexer } from './index-writer';
+import { filterSql, keysetSql, sortColumns, SqlParams } from './search-sql';
 
 interface CurrentRow {
   version_id: number;
@@ -104,55 +109,84 @@ class PgReader implements StoreReader {
   }
 
 
-  async search(query: SearchQuery): Promise<StoredVersion[]> {
-    const params: unknown[] = [query.resourceType];
-    const where = ['resource_type = $1', 'NOT deleted'];
-    for (const f of query.filters) {
-      where.push('(' + filterSql(f, params) + ')');
+  async search(query: SearchQuery): Promise<SearchPage> {
+    const p = new SqlParams();
+    const where = ['NOT r.deleted'];
+    const types = Array.isArray(query.resourceType) ? query.resourceType : [query.resourceType];
+    if (types.length === 1) {
+      where.push(`r.resource_type = ${p.add(types[0])}`);
+    } else if (types.length > 1) {
+      where.push(`r.resource_type = ANY(${p.add(types, 'text[]')})`);
     }
-    params.push(query.count);
-    const rows = await this.q.query<CurrentRow & { id: string }>(
-      `SELECT id, version_id, last_updated, deleted, content FROM resource_current
-       WHERE ${where.join(' AND ')} ORDER BY id LIMIT $${params.length}`,
-      params,
+    for (const f of query.filters) {
+      where.push(filterSql(f, 'r', p));
+    }
+    let total: number | undefined;
+    if (query.total) {
+      const rows = await this.q.query<{ n: string | number }>(`SELECT count(*) AS n FROM resource_current r WHERE ${where.join(' AND ')}`, p.values);
+      total = Number(rows[0].n);
+    }
+    if (query.count === 0) {
+      return { versions: [], total };
+    }
+    const cols = sortColumns(query.sort ?? [{ kind: 'lastUpdated', descending: false }], 'r', p);
+    if (query.after) {
+      where.push(keysetSql(cols, query.after, p));
+    }
+    const select = cols.map((c, i) => `${c.expr} AS s${i}`).join(', ');
+    const order = cols.map((c, i) => `s${i}${c.descending ? ' DESC' : ''}`).join(', ');
+    const rows = await this.q.query<CurrentRow & { resource_type: string; id: string; [k: string]: unknown }>(
+      `SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.content, ${select}
+       FROM resource_current r WHERE ${where.join(' AND ')} ORDER BY ${order} LIMIT ${p.add(query.count + 1, 'int')}`,
+      p.values,
     );
-    return rows.map((r) => fromRow(query.resourceType, r.id, r));
+    const page = rows.slice(0, query.count);
+    const last = page[page.length - 1];
+    return {
+      versions: page.map((row) => fromRow(row.resource_type, row.id, row)),
+      cursor: rows.length > query.count && last ? cols.map((_, i) => cursorValue(last[`s${i}`])) : undefined,
+      total,
+    };
+  }
+
+  async includes(query: IncludeQuery): Promise<StoredVersion[]> {
+    if (query.from.length === 0) {
+      return [];
+    }
+    const p = new SqlParams();
+    const types = p.add(query.from.map((f) => f.resourceType), 'text[]');
+    const ids = p.add(query.from.map((f) => f.id), 'text[]');
+    const conds: string[] = [`x.resource_type = ${p.add(query.sourceType)}`];
+    if (query.code) {
+      conds.push(`x.code = ${p.add(query.code)}`);
+    }
+    if (query.targetType) {
+      conds.push(`x.target_type = ${p.add(query.targetType)}`);
+    }
+    const join =
+      query.direction === 'include'
+        ? `JOIN unnest(${types}, ${ids}) AS f(resource_type, id) ON f.resource_type = x.resource_type AND f.id = x.id
+           JOIN resource_current r ON r.resource_type = x.target_type AND r.id = x.target_id`
+        : `JOIN unnest(${types}, ${ids}) AS f(resource_type, id) ON f.resource_type = x.target_type AND f.id = x.target_id
+           JOIN resource_current r ON r.resource_type = x.resource_type AND r.id = x.id`;
+    const rows = await this.q.query<CurrentRow & { resource_type: string; id: string }>(
+      `SELECT DISTINCT r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.content
+       FROM search_reference x ${join}
+       WHERE ${conds.join(' AND ')} AND NOT r.deleted
+       ORDER BY r.resource_type, r.id LIMIT ${p.add(query.limit, 'int')}`,
+      p.values,
+    );
+    return rows.map((row) => fromRow(row.resource_type, row.id, row));
   }
 }
 
-/** One filter as SQL over resource_current, with its values appended to `params`. */
-function filterSql(f: SearchQuery['filters'][number], params: unknown[]): string {
-  const p = (v: unknown): string => {
-    params.push(v);
-    return '$' + params.length;
-  };
-  switch (f.kind) {
-    case 'id':
-      return `id = ANY(${p(f.ids)})`;
-    case 'identifier':
-      return f.values
-        .map((v) => {
-          const ident: Record<string, string> = { value: v.value };
-          if (v.system) {
-            ident.system = v.system;
-          }
-          const contains = `content::jsonb @> ${p(JSON.stringify({ identifier: [ident] }))}::jsonb`;
-          // `|value`: the identifier must have no system at all.
-          return v.system === null
-            ? `EXISTS (SELECT 1 FROM jsonb_array_elements(content::jsonb->'identifier') i
-                WHERE i->>'value' = ${p(v.value)} AND NOT i ? 'system')`
-            : contains;
-        })
-        .join(' OR ');
-    case 'element':
-      if (!/^[a-z][A-Za-z0-9]*$/.test(f.element)) {
-        throw new Error(`Not an element name: ${f.element}`);
-      }
-      return `(content::jsonb->>'${f.element}') = ANY(${p(f.values)})`;
-  }
+/** Sort values as they go into a cursor (JSON): instants as ISO text. */
+function cursorValue(v: unknown): unknown {
+  return v instanceof Date ? v.toISOString() : v;
 }
 
 interface PendingCreate {
+  index?: IndexRows;
   resourceType: string;
   id: string;
   lastUpdated: string;
@@ -164,7 +198,11 @@ class PgWriter extends PgReader implements StoreWriter {
   readonly store: Store;
   private pending: PendingCreate[] = [];
 
-  constructor(q: Queryable, kind: Store['kind']) {
+  constructor(
+    q: Queryable,
+    kind: Store['kind'],
+    private readonly indexer?: Indexer,
+  ) {
     super(q);
     // Nested transactions (entries of a transaction Bundle) join this one.
     const joined: Store = {
@@ -173,6 +211,7 @@ class PgWriter extends PgReader implements StoreWriter {
       vread: (t, i, v) => this.vread(t, i, v),
       history: (h) => this.history(h),
       search: (q) => this.search(q),
+      includes: (q) => this.includes(q),
       transaction: (fn) => fn(this),
       close: async () => undefined,
     };
@@ -186,9 +225,10 @@ class PgWriter extends PgReader implements StoreWriter {
    */
   async create(resource: ResourceLike, options: WriteOptions = {}): Promise<StoredVersion> {
     const id = resource.id as string;
-    const { json, lastUpdated } = stamp(resource, 1);
+    const { json, lastUpdated, stamped } = stamp(resource, 1);
     const method = options.method ?? 'POST';
-    this.pending.push({ resourceType: resource.resourceType, id, lastUpdated, json, method });
+    const index = this.indexer?.(stamped);
+    this.pending.push({ resourceType: resource.resourceType, id, lastUpdated, json, method, index });
     return { resourceType: resource.resourceType, id, versionId: '1', lastUpdated, deleted: false, method, json };
   }
 
@@ -234,8 +274,15 @@ class PgWriter extends PgReader implements StoreWriter {
         rows.map((r) => r.method),
       ],
     );
+    const written = new Set(inserted.map((r) => r.id));
+    const batch = new IndexBatch();
+    for (const r of rows) {
+      if (r.index && written.has(r.id)) {
+        batch.add(r.resourceType, r.id, r.index);
+      }
+    }
+    await batch.write(this.q);
     if (inserted.length !== rows.length) {
-      const written = new Set(inserted.map((r) => r.id));
       return rows.find((r) => !written.has(r.id)) ?? rows[0];
     }
     return undefined;
@@ -256,9 +303,14 @@ class PgWriter extends PgReader implements StoreWriter {
     return super.history(query);
   }
 
-  override async search(query: SearchQuery): Promise<StoredVersion[]> {
+  override async search(query: SearchQuery): Promise<SearchPage> {
     await this.flush();
     return super.search(query);
+  }
+
+  override async includes(query: IncludeQuery): Promise<StoredVersion[]> {
+    await this.flush();
+    return super.includes(query);
   }
 
   async update(
@@ -285,8 +337,13 @@ class PgWriter extends PgReader implements StoreWriter {
     }
     checkIfMatch(resource.resourceType, id, current.version_id, options.ifMatch);
     const versionId = current.version_id + 1;
-    const { json, lastUpdated } = stamp(resource, versionId);
+    const { json, lastUpdated, stamped } = stamp(resource, versionId);
     await this.writeVersion(resource.resourceType, id, versionId, lastUpdated, false, options.method ?? 'PUT', json);
+    if (this.indexer) {
+      const batch = new IndexBatch();
+      batch.add(resource.resourceType, id, this.indexer(stamped));
+      await batch.write(this.q, { resourceType: resource.resourceType, id });
+    }
     const method = options.method ?? 'PUT';
     return {
       version: { resourceType: resource.resourceType, id, versionId: String(versionId), lastUpdated, deleted: false, method, json },
@@ -306,6 +363,9 @@ class PgWriter extends PgReader implements StoreWriter {
     const versionId = current.version_id + 1;
     const lastUpdated = new Date().toISOString();
     await this.writeVersion(resourceType, id, versionId, lastUpdated, true, 'DELETE', null);
+    if (this.indexer) {
+      await deleteIndexRows(this.q, resourceType, id);
+    }
     return { resourceType, id, versionId: String(versionId), lastUpdated, deleted: true, method: 'DELETE' };
   }
 
@@ -350,7 +410,7 @@ function checkIfMatch(resourceType: string, id: string, current: number, ifMatch
 }
 
 /** Sets meta.versionId and meta.lastUpdated and serialises the resource as it will be served. */
-function stamp(resource: ResourceLike, versionId: number): { json: string; lastUpdated: string } {
+function stamp(resource: ResourceLike, versionId: number): { json: string; lastUpdated: string; stamped: ResourceLike } {
   const lastUpdated = new Date().toISOString();
   const { resourceType, id, meta, ...rest } = resource;
   // resourceType and id first, then meta: the order people expect to read.
@@ -360,21 +420,24 @@ function stamp(resource: ResourceLike, versionId: number): { json: string; lastU
     meta: { ...(meta ?? {}), versionId: String(versionId), lastUpdated },
     ...rest,
   };
-  return { json: JSON.stringify(stamped), lastUpdated };
+  return { json: JSON.stringify(stamped), lastUpdated, stamped };
 }
 
 /** The PostgreSQL store over either driver. */
 export class PgStore extends PgReader implements Store {
   readonly kind: Store['kind'];
 
-  constructor(private readonly driver: Driver) {
+  constructor(
+    private readonly driver: Driver,
+    private readonly indexer?: Indexer,
+  ) {
     super(driver);
     this.kind = driver.kind;
   }
 
   transaction<T>(fn: (writer: StoreWriter) => Promise<T>): Promise<T> {
     return this.driver.transaction(async (q) => {
-      const writer = new PgWriter(q, this.kind);
+      const writer = new PgWriter(q, this.kind, this.indexer);
       const result = await fn(writer);
       await writer.flush();
       return result;

@@ -1,0 +1,347 @@
+/**
+ * Search filters (src/store/api.ts SearchFilter) -> parameterized SQL over resource_current and the
+ * search_* index tables. Values only ever travel as parameters; table and column names come from
+ * the fixed maps below, never from input.
+ *
+ * Semantics follow FHIR R4 search.html: prefixes compare the resource's range with the range the
+ * search value's precision implies (#prefix, #date); `:missing` tests for any index row.
+ */
+import type {
+  CompositeComponentMatch,
+  DateMatch,
+  IndexTable,
+  NumberMatch,
+  ReferenceMatch,
+  SearchFilter,
+  SortKey,
+  TokenMatch,
+} from '../api';
+
+export class SqlParams {
+  readonly values: unknown[] = [];
+  add(v: unknown, cast?: string): string {
+    this.values.push(v);
+    return `$${this.values.length}${cast ? '::' + cast : ''}`;
+  }
+}
+
+const TABLE: Record<IndexTable, string> = {
+  string: 'search_string',
+  token: 'search_token',
+  reference: 'search_reference',
+  date: 'search_date',
+  number: 'search_number',
+  quantity: 'search_quantity',
+  uri: 'search_uri',
+  composite: 'search_composite',
+};
+
+let aliasCounter = 0;
+const nextAlias = (prefix: string): string => `${prefix}${++aliasCounter % 1_000_000}`;
+
+/** Escapes LIKE wildcards so a search value is matched literally. */
+function likeLiteral(v: string): string {
+  return v.replace(/[\\%_]/g, (c) => '\\' + c);
+}
+
+/** EXISTS over one index table of the resource `r`, with conditions on alias `x`. */
+function existsRow(table: IndexTable, r: string, code: string, p: SqlParams, cond: (x: string) => string): string {
+  const x = nextAlias('x');
+  return `EXISTS (SELECT 1 FROM ${TABLE[table]} ${x} WHERE ${x}.resource_type = ${r}.resource_type AND ${x}.id = ${r}.id AND ${x}.code = ${p.add(code)} AND (${cond(x)}))`;
+}
+
+function any(parts: string[]): string {
+  return parts.length === 0 ? 'false' : parts.length === 1 ? parts[0] : `(${parts.join(' OR ')})`;
+}
+
+export function tokenCond(col: (name: string) => string, m: TokenMatch, p: SqlParams): string {
+  const c: string[] = [];
+  if (m.text !== undefined) {
+    c.push(`${col('text')} LIKE ${p.add(likeLiteral(m.text) + '%')}`);
+  }
+  if (m.typeSystem !== undefined) {
+    c.push(`${col('type_system')} = ${p.add(m.typeSystem)}`, `${col('type_code')} = ${p.add(m.typeCode)}`);
+  }
+  if (m.value !== undefined) {
+    c.push(`${col('value')} = ${p.add(m.value)}`);
+  }
+  if (m.system === null) {
+    c.push(`${col('system')} IS NULL`);
+  } else if (m.system !== undefined) {
+    c.push(`${col('system')} = ${p.add(m.system)}`);
+  }
+  return c.length ? c.join(' AND ') : 'true';
+}
+
+export function referenceCond(col: (name: string) => string, m: ReferenceMatch, p: SqlParams): string {
+  const c: string[] = [];
+  if (m.targetId !== undefined) {
+    c.push(`${col('target_id')} = ${p.add(m.targetId)}`);
+  }
+  if (m.targetType !== undefined) {
+    c.push(`${col('target_type')} = ${p.add(m.targetType)}`);
+  }
+  if (m.url !== undefined) {
+    c.push(`${col('url')} = ${p.add(m.url)}`);
+  }
+  if (m.identifierSystem !== undefined) {
+    c.push(`${col('identifier_system')} = ${p.add(m.identifierSystem)}`);
+  }
+  if (m.identifierValue !== undefined) {
+    c.push(`${col('identifier_value')} = ${p.add(m.identifierValue)}`);
+  }
+  return c.length ? c.join(' AND ') : 'true';
+}
+
+/** Resource range [rs, re) against search range [ss, se) (search.html#prefix, #date). */
+export function dateCond(rs: string, re: string, m: DateMatch, p: SqlParams): string {
+  const ss = p.add(m.start, 'timestamptz');
+  const se = p.add(m.end, 'timestamptz');
+  const eq = `(${rs} >= ${ss} AND ${re} <= ${se})`;
+  switch (m.prefix) {
+    case 'eq':
+      return eq;
+    case 'ne':
+      return `NOT ${eq}`;
+    case 'gt':
+      return `${re} > ${se}`;
+    case 'lt':
+      return `${rs} < ${ss}`;
+    case 'ge':
+      return `(${re} > ${se} OR ${eq})`;
+    case 'le':
+      return `(${rs} < ${ss} OR ${eq})`;
+    case 'sa':
+      return `${rs} >= ${se}`;
+    case 'eb':
+      return `${re} <= ${ss}`;
+    case 'ap':
+      return `(${rs} < ${se} AND ${re} > ${ss})`;
+  }
+}
+
+/**
+ * A resource number (point `low = high = value`, or range [low, high]) against a search number whose
+ * precision implies [slow, shigh) (search.html#number).
+ */
+export function numberCond(low: string, high: string, m: NumberMatch, p: SqlParams): string {
+  const v = p.add(m.value, 'numeric');
+  switch (m.prefix) {
+    case 'eq':
+      return `(${low} >= ${p.add(m.low, 'numeric')} AND ${high} < ${p.add(m.high, 'numeric')})`;
+    case 'ne':
+      return `NOT (${low} >= ${p.add(m.low, 'numeric')} AND ${high} < ${p.add(m.high, 'numeric')})`;
+    case 'gt':
+      return `${high} > ${v}`;
+    case 'lt':
+      return `${low} < ${v}`;
+    case 'ge':
+      return `${high} >= ${v}`;
+    case 'le':
+      return `${low} <= ${v}`;
+    case 'sa':
+      return `${low} > ${v}`;
+    case 'eb':
+      return `${high} < ${v}`;
+    case 'ap': {
+      const margin = Math.abs(m.value) * 0.1;
+      return `(${high} >= ${p.add(m.value - margin, 'numeric')} AND ${low} <= ${p.add(m.value + margin, 'numeric')})`;
+    }
+  }
+}
+
+function unitCond(col: (name: string) => string, m: NumberMatch, p: SqlParams): string {
+  const c: string[] = [];
+  if (m.system !== undefined) {
+    c.push(`${col('system')} = ${p.add(m.system)}`);
+  }
+  if (m.unitCode !== undefined) {
+    const u = p.add(m.unitCode);
+    c.push(m.system !== undefined ? `${col('unit_code')} = ${u}` : `(${col('unit_code')} = ${u} OR ${col('unit')} = ${u})`);
+  }
+  return c.join(' AND ');
+}
+
+function componentCond(x: string, i: number, m: CompositeComponentMatch, p: SqlParams): string {
+  const field = (name: string): string => `(${x}.components->${i}->>'${name}')`;
+  const num = (name: string): string => `(${x}.components->${i}->>'${name}')::numeric`;
+  const camel: Record<string, string> = { type_system: 'typeSystem', type_code: 'typeCode', target_id: 'targetId', target_type: 'targetType', identifier_system: 'identifierSystem', identifier_value: 'identifierValue', unit_code: 'unitCode' };
+  const col = (name: string): string => field(camel[name] ?? name);
+  switch (m.type) {
+    case 'token':
+      return tokenCond(col, m.match, p);
+    case 'string':
+      return `${field('normalized')} LIKE ${p.add(likeLiteral(m.value) + '%')}`;
+    case 'reference':
+      return referenceCond(col, m.match, p);
+    case 'date':
+      return dateCond(`${field('start')}::timestamptz`, `${field('end')}::timestamptz`, m.match, p);
+    case 'number':
+    case 'quantity': {
+      const units = m.type === 'quantity' ? unitCond(col, m.match, p) : '';
+      // Open ends are stored as null in jsonb (JSON has no Infinity).
+      const low = `COALESCE(${num('low')}, '-Infinity'::numeric)`;
+      const high = `COALESCE(${num('high')}, 'Infinity'::numeric)`;
+      return [numberCond(low, high, m.match, p), units].filter(Boolean).join(' AND ');
+    }
+    case 'uri':
+      return `${field('value')} = ${p.add(m.value)}`;
+  }
+}
+
+/** SQL for one filter over resource alias `r`. */
+export function filterSql(f: SearchFilter, r: string, p: SqlParams): string {
+  switch (f.kind) {
+    case 'id':
+      return `${r}.id = ANY(${p.add(f.ids, 'text[]')})`;
+    case 'identifier':
+      return any(
+        f.values.map((v) =>
+          existsRow('token', r, 'identifier', p, (x) => tokenCond((c) => `${x}.${c}`, { system: v.system, value: v.value }, p)),
+        ),
+      );
+    case 'element':
+      if (!/^[a-z][A-Za-z0-9]*$/.test(f.element)) {
+        throw new Error(`Not an element name: ${f.element}`);
+      }
+      return `(${r}.content::jsonb->>'${f.element}') = ANY(${p.add(f.values, 'text[]')})`;
+    case 'string':
+      return existsRow('string', r, f.code, p, (x) =>
+        any(
+          f.values.map((v) => {
+            switch (f.mode) {
+              case 'exact':
+                return `${x}.value = ${p.add(v)}`;
+              case 'contains':
+                return `${x}.normalized LIKE ${p.add('%' + likeLiteral(v) + '%')}`;
+              case 'starts':
+                // left(...) lets the expression index serve the prefix; the second test is exact.
+                return `(left(${x}.normalized, 200) LIKE ${p.add(likeLiteral(v.slice(0, 200)) + '%')} AND ${x}.normalized LIKE ${p.add(likeLiteral(v) + '%')})`;
+            }
+          }),
+        ),
+      );
+    case 'token':
+      return existsRow('token', r, f.code, p, (x) => any(f.values.map((m) => tokenCond((c) => `${x}.${c}`, m, p))));
+    case 'reference':
+      return existsRow('reference', r, f.code, p, (x) => any(f.values.map((m) => referenceCond((c) => `${x}.${c}`, m, p))));
+    case 'date':
+      return existsRow('date', r, f.code, p, (x) => any(f.values.map((m) => dateCond(`${x}.start_at`, `${x}.end_at`, m, p))));
+    case 'number':
+    case 'quantity':
+      return existsRow(f.kind, r, f.code, p, (x) =>
+        any(
+          f.values.map((m) => {
+            const units = f.kind === 'quantity' ? unitCond((c) => `${x}.${c}`, m, p) : '';
+            return [numberCond(`${x}.low`, `${x}.high`, m, p), units].filter(Boolean).join(' AND ');
+          }),
+        ),
+      );
+    case 'uri':
+      return existsRow('uri', r, f.code, p, (x) =>
+        any(
+          f.values.map((v) => {
+            switch (f.mode) {
+              case 'exact':
+                return `${x}.value = ${p.add(v)}`;
+              case 'below':
+                return `${x}.value LIKE ${p.add(likeLiteral(v) + '%')}`;
+              case 'above':
+                return `${p.add(v)} LIKE (replace(replace(replace(${x}.value, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%')`;
+            }
+          }),
+        ),
+      );
+    case 'composite':
+      return existsRow('composite', r, f.code, p, (x) =>
+        any(f.values.map((components) => components.map((m, i) => `(${componentCond(x, i, m, p)})`).join(' AND '))),
+      );
+    case 'missing': {
+      const x = nextAlias('m');
+      const exists = `EXISTS (SELECT 1 FROM ${TABLE[f.table]} ${x} WHERE ${x}.resource_type = ${r}.resource_type AND ${x}.id = ${r}.id AND ${x}.code = ${p.add(f.code)})`;
+      return f.missing ? `NOT ${exists}` : exists;
+    }
+    case 'not':
+      return `NOT (${filterSql(f.filter, r, p)})`;
+    case 'or':
+      return any(f.filters.map((g) => filterSql(g, r, p)));
+    case 'chain': {
+      const x = nextAlias('c');
+      const t = nextAlias('t');
+      const inner = f.filters.map((g) => filterSql(g, t, p));
+      return `EXISTS (SELECT 1 FROM search_reference ${x} JOIN resource_current ${t} ON ${t}.resource_type = ${x}.target_type AND ${t}.id = ${x}.target_id
+        WHERE ${x}.resource_type = ${r}.resource_type AND ${x}.id = ${r}.id AND ${x}.code = ${p.add(f.code)}
+        AND ${x}.target_type = ${p.add(f.targetType)} AND NOT ${t}.deleted${inner.map((c) => ' AND ' + c).join('')})`;
+    }
+    case 'has': {
+      const x = nextAlias('h');
+      const s = nextAlias('s');
+      const inner = f.filters.map((g) => filterSql(g, s, p));
+      return `EXISTS (SELECT 1 FROM search_reference ${x} JOIN resource_current ${s} ON ${s}.resource_type = ${x}.resource_type AND ${s}.id = ${x}.id
+        WHERE ${x}.resource_type = ${p.add(f.sourceType)} AND ${x}.code = ${p.add(f.code)}
+        AND ${x}.target_type = ${r}.resource_type AND ${x}.target_id = ${r}.id AND NOT ${s}.deleted${inner.map((c) => ' AND ' + c).join('')})`;
+    }
+  }
+}
+
+/** One ORDER BY column: an SQL expression, its type for casting cursor values, and direction. */
+export interface SortColumn {
+  expr: string;
+  cast: string;
+  descending: boolean;
+}
+
+const SORT_COLUMN: Record<Exclude<IndexTable, 'composite' | 'reference'>, { col: string; cast: string; empty: string }> = {
+  string: { col: 'normalized', cast: 'text', empty: "''" },
+  token: { col: 'value', cast: 'text', empty: "''" },
+  date: { col: 'start_at', cast: 'timestamptz', empty: "'-infinity'::timestamptz" },
+  number: { col: 'value', cast: 'numeric', empty: '0' },
+  quantity: { col: 'value', cast: 'numeric', empty: '0' },
+  uri: { col: 'value', cast: 'text', empty: "''" },
+};
+
+/**
+ * The ORDER BY columns for the sort keys, always ending with the id so the order is total (keyset
+ * paging needs that). A parameter sorts by its smallest value ascending, largest descending;
+ * resources without a value come last either way (a leading "is missing" column).
+ */
+export function sortColumns(keys: SortKey[], r: string, p: SqlParams): SortColumn[] {
+  const cols: SortColumn[] = [];
+  for (const k of keys) {
+    switch (k.kind) {
+      case 'id':
+        cols.push({ expr: `${r}.id`, cast: 'text', descending: k.descending });
+        break;
+      case 'lastUpdated':
+        cols.push({ expr: `${r}.last_updated`, cast: 'timestamptz', descending: k.descending });
+        break;
+      case 'param': {
+        const spec = SORT_COLUMN[k.table];
+        const x = nextAlias('o');
+        const agg = k.descending ? 'max' : 'min';
+        const sub = `(SELECT ${agg}(${x}.${spec.col}) FROM ${TABLE[k.table]} ${x} WHERE ${x}.resource_type = ${r}.resource_type AND ${x}.id = ${r}.id AND ${x}.code = ${p.add(k.code)})`;
+        cols.push({ expr: `(${sub} IS NULL)`, cast: 'boolean', descending: false });
+        cols.push({ expr: `COALESCE(${sub}, ${spec.empty})`, cast: spec.cast, descending: k.descending });
+        break;
+      }
+    }
+  }
+  if (!keys.some((k) => k.kind === 'id')) {
+    cols.push({ expr: `${r}.id`, cast: 'text', descending: false });
+  }
+  return cols;
+}
+
+/** Rows strictly after `after` in the order of `cols` (keyset paging). */
+export function keysetSql(cols: SortColumn[], after: unknown[], p: SqlParams): string {
+  const ors: string[] = [];
+  for (let i = 0; i < cols.length; i++) {
+    const ands: string[] = [];
+    for (let j = 0; j < i; j++) {
+      ands.push(`${cols[j].expr} = ${p.add(after[j], cols[j].cast)}`);
+    }
+    ands.push(`${cols[i].expr} ${cols[i].descending ? '<' : '>'} ${p.add(after[i], cols[i].cast)}`);
+    ors.push(`(${ands.join(' AND ')})`);
+  }
+  return `(${ors.join(' OR ')})`;
+}
