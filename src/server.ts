@@ -13,7 +13,8 @@ import { extractIndexValues } from './search/extract';
 import { openStore, type StoreConfig } from './store/open';
 import type { Indexer } from './store/postgres/index-writer';
 import { createProfileValidator } from './validation/profiles';
-import { warmUpSchema } from './validation/schema';
+import { isResourceType, warmUpSchema } from './validation/schema';
+import { SearchParser } from './search/parse';
 import { projectRoot } from './util/root';
 
 export interface ContinuumOptions extends StoreConfig {
@@ -58,6 +59,10 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
     },
   });
   const now = options.now ?? ((): Date => new Date());
+  const parserFor = (lenient: boolean) => (baseUrl: string) =>
+    new SearchParser(registry, { lenient, baseUrl, defaultCount: limits.defaultCount, maxCount: limits.maxCount, isResourceType });
+  const strictParser = parserFor(false);
+  const lenientParser = parserFor(true);
   const context = (baseUrl = options.baseUrl ?? 'http://localhost'): RequestContext => ({
     store,
     baseUrl,
@@ -65,6 +70,7 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
     now,
     validateProfiles: (r) => profiles.validate(r),
     conformanceChanged: () => profiles.invalidate(),
+    searchParser: (lenient) => (lenient ? lenientParser(baseUrl) : strictParser(baseUrl)),
   });
   const app = createApp(context, {
     baseUrl: options.baseUrl,

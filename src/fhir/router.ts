@@ -15,6 +15,7 @@ import { deleteInteraction } from './interactions/delete';
 import { history } from './interactions/history';
 import { patch } from './interactions/patch';
 import { read } from './interactions/read';
+import { search } from './interactions/search';
 import { update } from './interactions/update';
 import { vread } from './interactions/vread';
 import { validateOperation } from './operations/validate';
@@ -24,6 +25,10 @@ export const INTERACTIONS: readonly InteractionRow[] = [
   { interaction: 'capabilities', method: 'GET', pattern: 'metadata', level: 'system', scope: 'none', handler: (req, ctx) => capabilities(req, ctx, INTERACTIONS) },
   { interaction: 'transaction', method: 'POST', pattern: '', level: 'system', scope: 'none', handler: (req, ctx) => batchOrTransaction(req, ctx, handle) },
   { interaction: 'history-system', method: 'GET', pattern: '_history', level: 'system', scope: 's', handler: history },
+  { interaction: 'search-system', method: 'GET', pattern: '', level: 'system', scope: 's', handler: search },
+  { interaction: 'search-type', method: 'GET', pattern: ':type', level: 'type', scope: 's', handler: search },
+  { interaction: 'search-type', method: 'POST', pattern: ':type/_search', level: 'type', scope: 's', handler: search },
+  { interaction: 'search-type', method: 'GET', pattern: ':ctype/:cid/:type', level: 'type', scope: 's', handler: search },
   { interaction: 'operation', operation: 'validate', method: 'POST', pattern: ':type/$validate', level: 'type', scope: 'r', handler: validateOperation },
   { interaction: 'history-type', method: 'GET', pattern: ':type/_history', level: 'type', scope: 's', handler: history },
   { interaction: 'create', method: 'POST', pattern: ':type', level: 'type', scope: 'c', handler: create },
@@ -63,6 +68,16 @@ function matchRow(row: InteractionRow, segments: string[]): PathParams | undefin
       params.id = s;
     } else if (p === ':vid') {
       params.vid = s;
+    } else if (p === ':ctype') {
+      if (!/^[A-Z]/.test(s)) {
+        return undefined;
+      }
+      params.compartment = { type: s, id: '' };
+    } else if (p === ':cid') {
+      if (s.startsWith('_') || s.startsWith('$')) {
+        return undefined;
+      }
+      (params.compartment as { type: string; id: string }).id = s;
     } else if (p !== s) {
       return undefined;
     }

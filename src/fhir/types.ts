@@ -5,6 +5,7 @@
 import type { OperationOutcome, OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 import type { Store } from '../store/api';
 import type { Limits } from '../config';
+import type { SearchParser } from '../search/parse';
 
 export type FhirMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -59,6 +60,8 @@ export interface RequestContext {
   now: () => Date;
   /** Validates a resource against the profiles it claims that the server knows (empty: valid). */
   validateProfiles: (resource: Resource) => Promise<OperationOutcomeIssue[]>;
+  /** The search parser (lenient: drop unknown parameters instead of refusing them). */
+  searchParser: (lenient: boolean) => SearchParser;
   /** Told when a StructureDefinition was written, so cached profiles are re-read. */
   conformanceChanged?: () => void;
 }
@@ -71,6 +74,8 @@ export interface PathParams {
   id?: string;
   vid?: string;
   operation?: string;
+  /** For compartment searches: `Patient/123/Observation` -> { type: 'Patient', id: '123' }. */
+  compartment?: { type: string; id: string };
 }
 
 /** FHIR interaction codes (R4 CapabilityStatement.rest.resource.interaction.code and rest.interaction.code). */

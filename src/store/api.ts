@@ -64,7 +64,8 @@ export interface ReferenceMatch {
   targetId?: string;
   /** An absolute or canonical URL as written in the resource. */
   url?: string;
-  identifierSystem?: string;
+  /** null: the identifier must have no system. */
+  identifierSystem?: string | null;
   identifierValue?: string;
 }
 
@@ -135,16 +136,21 @@ export interface SearchQuery {
   filters: SearchFilter[];
   count: number;
   sort?: SortKey[];
-  /** Continue after this position (from a previous page's `cursor`). */
+  /** Continue after this position (a `first`/`last` of an earlier page). */
   after?: unknown[];
+  /** Walk the order backwards (for `previous` links): results come nearest-first. */
+  reverse?: boolean;
   /** Also count all matches. */
   total?: boolean;
 }
 
 export interface SearchPage {
   versions: StoredVersion[];
-  /** Position of the last result, for the next page; absent on the last page. */
-  cursor?: unknown[];
+  /** Sort positions of the first and last result returned, to continue from. */
+  first?: unknown[];
+  last?: unknown[];
+  /** Whether more results follow in the direction walked. */
+  more: boolean;
   total?: number;
 }
 

@@ -190,7 +190,7 @@ describe('metadata', () => {
     expect(res.body.fhirVersion).toBe('4.0.1');
     const patientEntry = res.body.rest[0].resource.find((r: { type: string }) => r.type === 'Patient');
     const codes = patientEntry.interaction.map((i: { code: string }) => i.code).sort();
-    expect(codes).toEqual(['create', 'delete', 'history-instance', 'history-type', 'patch', 'read', 'update', 'vread']);
-    expect(res.body.rest[0].interaction.map((i: { code: string }) => i.code).sort()).toEqual(['batch', 'history-system', 'transaction']);
+    expect(codes).toEqual(['create', 'delete', 'history-instance', 'history-type', 'patch', 'read', 'search-type', 'update', 'vread']);
+    expect(res.body.rest[0].interaction.map((i: { code: string }) => i.code).sort()).toEqual(['batch', 'history-system', 'search-system', 'transaction']);
   });
 });

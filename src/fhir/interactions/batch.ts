@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Bundle, BundleEntry, BundleEntryResponse, Resource } from '@medplum/fhirtypes';
 import { badRequest, FhirError, operationOutcome, preconditionFailed, STATUS_BY_CATEGORY } from '../../errors';
 import { matchIds } from '../../search/conditional';
+import type { SearchParser } from '../../search/parse';
 import type { StoreReader } from '../../store/api';
 import { validateStructure } from '../../validation/schema';
 import { bundle } from '../bundle';
@@ -234,7 +235,7 @@ async function transaction(req: FhirRequest, ctx: RequestContext, dispatch: Disp
       }
       let id: string | undefined;
       if (e.ifNoneExist) {
-        const found = await matchIds(w, e.path, e.ifNoneExist).catch((err: unknown) => {
+        const found = await matchIds(w, ctx.searchParser(false), e.path, e.ifNoneExist).catch((err: unknown) => {
           throw prefixError(err, e);
         });
         if (found.length > 1) {
@@ -271,7 +272,7 @@ async function transaction(req: FhirRequest, ctx: RequestContext, dispatch: Disp
       const conditionals = collectConditionalRefs(e.resource);
       for (const ref of conditionals) {
         if (!conditionalCache.has(ref)) {
-          conditionalCache.set(ref, await resolveConditional(w, ref, e));
+          conditionalCache.set(ref, await resolveConditional(w, ctx.searchParser(false), ref, e));
         }
       }
       e.resource = rewriteReferences(
@@ -326,10 +327,10 @@ function collectConditionalRefs(resource: Resource): string[] {
   return found;
 }
 
-async function resolveConditional(store: StoreReader, ref: string, e: ParsedEntry): Promise<string> {
+async function resolveConditional(store: StoreReader, parser: SearchParser, ref: string, e: ParsedEntry): Promise<string> {
   const m = CONDITIONAL_REFERENCE.exec(ref) as RegExpExecArray;
   try {
-    const ids = await matchIds(store, m[1], m[2]);
+    const ids = await matchIds(store, parser, m[1], m[2]);
     if (ids.length !== 1) {
       throw new FhirError(
         ids.length === 0 ? 'not-found' : 'precondition-failed',

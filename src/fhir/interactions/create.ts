@@ -15,7 +15,7 @@ export const create: Handler = async (req, ctx, params) => {
   await checkProfiles(resource, ctx);
   return ctx.store.transaction(async (w) => {
     if (req.ifNoneExist !== undefined) {
-      const matches = await matchIds(w, type, req.ifNoneExist);
+      const matches = await matchIds(w, ctx.searchParser(false), type, req.ifNoneExist);
       if (matches.length > 1) {
         throw preconditionFailed(`If-None-Exist '${req.ifNoneExist}' matched ${matches.length} resources`);
       }

@@ -84,7 +84,9 @@ export function referenceCond(col: (name: string) => string, m: ReferenceMatch, 
   if (m.url !== undefined) {
     c.push(`${col('url')} = ${p.add(m.url)}`);
   }
-  if (m.identifierSystem !== undefined) {
+  if (m.identifierSystem === null) {
+    c.push(`${col('identifier_system')} IS NULL`);
+  } else if (m.identifierSystem !== undefined) {
     c.push(`${col('identifier_system')} = ${p.add(m.identifierSystem)}`);
   }
   if (m.identifierValue !== undefined) {

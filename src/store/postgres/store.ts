@@ -127,9 +127,11 @@ class PgReader implements StoreReader {
       total = Number(rows[0].n);
     }
     if (query.count === 0) {
-      return { versions: [], total };
+      return { versions: [], more: false, total };
     }
-    const cols = sortColumns(query.sort ?? [{ kind: 'lastUpdated', descending: false }], 'r', p);
+    const cols = sortColumns(query.sort ?? [{ kind: 'lastUpdated', descending: false }], 'r', p).map((c) =>
+      query.reverse ? { ...c, descending: !c.descending } : c,
+    );
     if (query.after) {
       where.push(keysetSql(cols, query.after, p));
     }
@@ -141,10 +143,13 @@ class PgReader implements StoreReader {
       p.values,
     );
     const page = rows.slice(0, query.count);
-    const last = page[page.length - 1];
+    const position = (row: Record<string, unknown> | undefined): unknown[] | undefined =>
+      row ? cols.map((_, i) => cursorValue(row[`s${i}`])) : undefined;
     return {
       versions: page.map((row) => fromRow(row.resource_type, row.id, row)),
-      cursor: rows.length > query.count && last ? cols.map((_, i) => cursorValue(last[`s${i}`])) : undefined,
+      first: position(page[0]),
+      last: position(page[page.length - 1]),
+      more: rows.length > query.count,
       total,
     };
   }
