@@ -206,3 +206,92 @@ function jsType(value: unknown): string | undefined {
   }
   return undefined;
 }
+
+const SIMPLE_PATH = /^\(?([A-Z][A-Za-z]+)((?:\.[a-z][A-Za-z0-9]*)+)(?:\.ofType\(([A-Za-z]+)\))?\)?$/;
+const model = r4 as unknown as {
+  path2Type: Record<string, string>;
+  pathsDefinedElsewhere: Record<string, string>;
+  choiceTypePaths: Record<string, string[]>;
+};
+
+interface FastPlan {
+  /** JSON keys to walk, the last one already expanded for ofType (`valueQuantity`). */
+  keys: string[];
+  type: string;
+}
+
+const fastPlans = new Map<string, FastPlan | null>();
+
+/** The model path of `path`, following contentReferences (Questionnaire.item.item -> Questionnaire.item). */
+function modelType(path: string): string | undefined {
+  const parts = path.split('.');
+  let current = parts[0];
+  for (const p of parts.slice(1)) {
+    current = `${current}.${p}`;
+    current = model.pathsDefinedElsewhere[current] ?? current;
+  }
+  return model.path2Type[current];
+}
+
+function fastPlan(expression: string): FastPlan | null {
+  let plan = fastPlans.get(expression);
+  if (plan === undefined) {
+    plan = null;
+    const m = SIMPLE_PATH.exec(expression);
+    if (m) {
+      const [, root, dotted, ofType] = m;
+      const keys = dotted.slice(1).split('.');
+      const pathTo = (n: number): string => `${root}.${keys.slice(0, n).join('.')}`;
+      // Every step before the last must be a known element, so JSON keys are element names.
+      const parentsKnown = keys.slice(0, -1).every((_, i) => modelType(pathTo(i + 1)) !== undefined);
+      const lastType = modelType(pathTo(keys.length));
+      const last = keys[keys.length - 1];
+      if (parentsKnown && ofType === undefined && lastType !== undefined) {
+        plan = { keys, type: lastType.startsWith('System.') ? (systemToFhir(lastType.slice(7), undefined) ?? lastType) : lastType };
+      } else if (parentsKnown && ofType !== undefined && lastType === undefined && model.choiceTypePaths[pathTo(keys.length)]?.includes(ofType)) {
+        // A choice element: `value.ofType(Quantity)` is the JSON key `valueQuantity`.
+        plan = { keys: [...keys.slice(0, -1), last + ofType[0].toUpperCase() + ofType.slice(1)], type: ofType };
+      }
+    }
+    fastPlans.set(expression, plan);
+  }
+  return plan;
+}
+
+/**
+ * The common case without the engine: a plain element path (`Observation.code`,
+ * `Observation.component.code`, `(Observation.value.ofType(Quantity))`) walked over the JSON, with
+ * types from the R4 model. Returns undefined when the expression is not such a path, so the caller
+ * falls back to `evaluateTyped`. Equivalence with the engine is tested (test/unit/search).
+ */
+export function evaluateFast(expression: string, resource: { resourceType: string }): TypedValue[] | undefined {
+  const plan = fastPlan(expression);
+  if (!plan) {
+    return undefined;
+  }
+  const root = expression.replace(/^\(/, '').split('.')[0];
+  if (resource.resourceType !== root && root !== 'Resource' && root !== 'DomainResource') {
+    return [];
+  }
+  let current: unknown[] = [resource];
+  for (const key of plan.keys) {
+    const next: unknown[] = [];
+    for (const item of current) {
+      const v = (item as Record<string, unknown>)[key];
+      if (Array.isArray(v)) {
+        for (const x of v) {
+          if (x !== null && x !== undefined) {
+            next.push(x);
+          }
+        }
+      } else if (v !== undefined && v !== null) {
+        next.push(v);
+      }
+    }
+    if (next.length === 0) {
+      return [];
+    }
+    current = next;
+  }
+  return current.map((value) => ({ type: plan.type, value, node: undefined }));
+}

@@ -7,7 +7,7 @@
  * contributes nothing (reported through `onError`), so one odd definition never blocks a write.
  */
 import type { SearchParamDef, SearchParamRegistry } from '../definitions';
-import { evaluateTyped } from '../fhirpath';
+import { evaluateFast, evaluateTyped } from '../fhirpath';
 import { compositeValues } from './composite';
 import { type ExtractContext, hasElement } from './context';
 import { dateValues } from './date';
@@ -79,7 +79,7 @@ function extractParam(def: SearchParamDef, registry: SearchParamRegistry, ctx: E
     if (branch.requires !== undefined && !hasElement(ctx.resource, branch.requires)) {
       continue;
     }
-    const values = evaluateTyped(branch.expression, ctx.resource, ctx.resource);
+    const values = evaluateFast(branch.expression, ctx.resource) ?? evaluateTyped(branch.expression, ctx.resource, ctx.resource);
     for (const tv of values) {
       switch (def.type) {
         case 'string':
