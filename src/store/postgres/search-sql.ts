@@ -97,28 +97,29 @@ export function referenceCond(col: (name: string) => string, m: ReferenceMatch, 
 
 /** Resource range [rs, re) against search range [ss, se) (search.html#prefix, #date). */
 export function dateCond(rs: string, re: string, m: DateMatch, p: SqlParams): string {
-  const ss = p.add(m.start, 'timestamptz');
-  const se = p.add(m.end, 'timestamptz');
-  const eq = `(${rs} >= ${ss} AND ${re} <= ${se})`;
+  // Parameters are added only where used: an unused one has no type PostgreSQL can infer.
+  const ss = (): string => p.add(m.start, 'timestamptz');
+  const se = (): string => p.add(m.end, 'timestamptz');
+  const eq = (): string => `(${rs} >= ${ss()} AND ${re} <= ${se()})`;
   switch (m.prefix) {
     case 'eq':
-      return eq;
+      return eq();
     case 'ne':
-      return `NOT ${eq}`;
+      return `NOT ${eq()}`;
     case 'gt':
-      return `${re} > ${se}`;
+      return `${re} > ${se()}`;
     case 'lt':
-      return `${rs} < ${ss}`;
+      return `${rs} < ${ss()}`;
     case 'ge':
-      return `(${re} > ${se} OR ${eq})`;
+      return `(${re} > ${se()} OR ${eq()})`;
     case 'le':
-      return `(${rs} < ${ss} OR ${eq})`;
+      return `(${rs} < ${ss()} OR ${eq()})`;
     case 'sa':
-      return `${rs} >= ${se}`;
+      return `${rs} >= ${se()}`;
     case 'eb':
-      return `${re} <= ${ss}`;
+      return `${re} <= ${ss()}`;
     case 'ap':
-      return `(${rs} < ${se} AND ${re} > ${ss})`;
+      return `(${rs} < ${se()} AND ${re} > ${ss()})`;
   }
 }
 
@@ -127,24 +128,25 @@ export function dateCond(rs: string, re: string, m: DateMatch, p: SqlParams): st
  * precision implies [slow, shigh) (search.html#number).
  */
 export function numberCond(low: string, high: string, m: NumberMatch, p: SqlParams): string {
-  const v = p.add(m.value, 'numeric');
+  const v = (): string => p.add(m.value, 'numeric');
+  const eq = (): string => `(${low} >= ${p.add(m.low, 'numeric')} AND ${high} < ${p.add(m.high, 'numeric')})`;
   switch (m.prefix) {
     case 'eq':
-      return `(${low} >= ${p.add(m.low, 'numeric')} AND ${high} < ${p.add(m.high, 'numeric')})`;
+      return eq();
     case 'ne':
-      return `NOT (${low} >= ${p.add(m.low, 'numeric')} AND ${high} < ${p.add(m.high, 'numeric')})`;
+      return `NOT ${eq()}`;
     case 'gt':
-      return `${high} > ${v}`;
+      return `${high} > ${v()}`;
     case 'lt':
-      return `${low} < ${v}`;
+      return `${low} < ${v()}`;
     case 'ge':
-      return `${high} >= ${v}`;
+      return `${high} >= ${v()}`;
     case 'le':
-      return `${low} <= ${v}`;
+      return `${low} <= ${v()}`;
     case 'sa':
-      return `${low} > ${v}`;
+      return `${low} > ${v()}`;
     case 'eb':
-      return `${high} < ${v}`;
+      return `${high} < ${v()}`;
     case 'ap': {
       const margin = Math.abs(m.value) * 0.1;
       return `(${high} >= ${p.add(m.value - margin, 'numeric')} AND ${low} <= ${p.add(m.value + margin, 'numeric')})`;
