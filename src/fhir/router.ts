@@ -10,6 +10,7 @@ import { FhirError, operationOutcome } from '../errors';
 import { isResourceType } from '../validation/schema';
 import { batchOrTransaction } from './interactions/batch';
 import { capabilities } from './interactions/capabilities';
+import { conditionalDelete, conditionalUpdate } from './interactions/conditional';
 import { create } from './interactions/create';
 import { deleteInteraction } from './interactions/delete';
 import { history } from './interactions/history';
@@ -32,6 +33,8 @@ export const INTERACTIONS: readonly InteractionRow[] = [
   { interaction: 'operation', operation: 'validate', method: 'POST', pattern: ':type/$validate', level: 'type', scope: 'r', handler: validateOperation },
   { interaction: 'history-type', method: 'GET', pattern: ':type/_history', level: 'type', scope: 's', handler: history },
   { interaction: 'create', method: 'POST', pattern: ':type', level: 'type', scope: 'c', handler: create },
+  { interaction: 'update', method: 'PUT', pattern: ':type', level: 'type', scope: 'u', handler: conditionalUpdate },
+  { interaction: 'delete', method: 'DELETE', pattern: ':type', level: 'type', scope: 'd', handler: conditionalDelete },
   { interaction: 'read', method: 'GET', pattern: ':type/:id', level: 'instance', scope: 'r', handler: read },
   { interaction: 'update', method: 'PUT', pattern: ':type/:id', level: 'instance', scope: 'u', handler: update },
   { interaction: 'patch', method: 'PATCH', pattern: ':type/:id', level: 'instance', scope: 'u', handler: patch },

@@ -86,7 +86,11 @@ async function toFhirRequest(req: Request, options: AppOptions): Promise<{ fhirR
       }
       fhirReq.contentType = contentType;
       if (contentType === 'application/x-www-form-urlencoded') {
-        fhirReq.body = Object.fromEntries(new URLSearchParams(raw.toString('utf8')));
+        const form: Record<string, string[]> = {};
+        for (const [k, v] of new URLSearchParams(raw.toString('utf8'))) {
+          (form[k] ??= []).push(v);
+        }
+        fhirReq.body = form;
       } else {
         fhirReq.body = parseJsonBody(raw, options.maxJsonDepth);
       }

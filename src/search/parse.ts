@@ -54,7 +54,19 @@ export interface ParseOptions {
 }
 
 const PREFIXES: Prefix[] = ['eq', 'ne', 'gt', 'lt', 'ge', 'le', 'sa', 'eb', 'ap'];
-const RESULT_PARAMS = new Set(['_count', '_sort', '_total', '_summary', '_elements', '_include', '_revinclude', '_type', '_cursor']);
+const RESULT_PARAMS = new Set([
+  '_count',
+  '_sort',
+  '_total',
+  '_summary',
+  '_elements',
+  '_include',
+  '_revinclude',
+  '_include:iterate',
+  '_revinclude:iterate',
+  '_type',
+  '_cursor',
+]);
 const TABLE_OF: Partial<Record<SearchParamType, IndexTable>> = {
   string: 'string',
   token: 'token',
@@ -180,6 +192,9 @@ export class SearchParser {
     }
     for (const [name, values] of Object.entries(query)) {
       for (const value of values) {
+        if (value === '' && name !== '_cursor') {
+          continue; // search.html: empty parameters are ignored
+        }
         try {
           if (RESULT_PARAMS.has(name)) {
             this.resultParam(resourceType, name, value, out);
@@ -232,8 +247,13 @@ export class SearchParser {
         break;
       case '_include':
       case '_revinclude':
-        (name === '_include' ? out.include : out.revinclude).push(this.includeSpec(name, value, resourceType));
+      case '_include:iterate':
+      case '_revinclude:iterate': {
+        const iterate = name.endsWith(':iterate');
+        const spec = this.includeSpec(name, iterate ? value + ':iterate' : value, resourceType);
+        (name.startsWith('_include') ? out.include : out.revinclude).push(spec);
         break;
+      }
       case '_cursor':
         out.cursor = value;
         return; // not part of the self link's criteria

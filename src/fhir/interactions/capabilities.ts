@@ -32,8 +32,8 @@ export async function capabilities(
     updateCreate: true,
     conditionalCreate: true,
     conditionalRead: 'not-supported',
-    conditionalUpdate: false,
-    conditionalDelete: 'not-supported',
+    conditionalUpdate: true,
+    conditionalDelete: 'single',
     operation: [...new Set(typeOps.map((r) => r.operation as string))].map((name) => ({
       name,
       definition: `http://hl7.org/fhir/OperationDefinition/Resource-${name}`,

@@ -82,12 +82,13 @@ export const search: Handler = async (req, ctx, params) => {
 async function runSearch(ctx: RequestContext, parsed: ParsedSearch, filters: SearchFilter[], types: string[], path: string): Promise<FhirResponse> {
   const cursor = parsed.cursor ? decodeCursor(parsed.cursor) : undefined;
   const sort = parsed.sort ?? [{ kind: 'lastUpdated' as const, descending: false }];
-  const wantTotal = parsed.total === 'accurate' || parsed.total === 'estimate' || parsed.summary === 'count';
+  const wantTotal = parsed.total === 'accurate' || parsed.total === 'estimate' || parsed.summary === 'count' || parsed.count === 0;
   const reversed = cursor?.d === 'p';
   const page = await ctx.store.search({
     resourceType: types,
     filters,
     count: parsed.summary === 'count' ? 0 : parsed.count,
+    // With nothing to list, the total is all there is to say.
     sort,
     after: cursor?.v,
     reverse: reversed,
@@ -126,7 +127,8 @@ async function runSearch(ctx: RequestContext, parsed: ParsedSearch, filters: Sea
 }
 
 function entry(ctx: RequestContext, v: StoredVersion, mode: 'match' | 'include', parsed: ParsedSearch): BundleEntry {
-  const resource = subset(JSON.parse(v.json as string) as Resource, parsed.summary, parsed.elements);
+  // _elements shapes the matches only; included resources come whole (search.html#elements).
+  const resource = subset(JSON.parse(v.json as string) as Resource, parsed.summary, mode === 'match' ? parsed.elements : undefined);
   return { fullUrl: `${ctx.baseUrl}/${v.resourceType}/${v.id}`, resource, search: { mode } };
 }
 

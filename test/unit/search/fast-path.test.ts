@@ -8,7 +8,7 @@ import * as fixtures from './fixtures';
  */
 describe('evaluateFast agrees with the FHIRPath engine', () => {
   const registry = createRegistry();
-  const resources = Object.values(fixtures).filter(
+  const resources = (Object.values(fixtures) as unknown[]).filter(
     (v): v is { resourceType: string } => typeof v === 'object' && v !== null && typeof (v as { resourceType?: unknown }).resourceType === 'string',
   );
 
