@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { DEFAULT_LIMITS, DEFAULT_PORT } from './config';
 import { formatSummary, importPaths } from './import/importer';
+import { Progress } from './import/progress';
 import { createContinuum, type ContinuumOptions } from './server';
 
 const HELP = `continuum: a FHIR R4 server for Chronic Care Management
@@ -16,6 +17,7 @@ Usage:
   continuum import <paths...> [options]
                                        Load transaction/batch Bundles (.json, .json.gz) and
                                        NDJSON (.ndjson, .ndjson.gz) files or folders of them
+  continuum reindex [--type <Type>]    Rebuild the search index (after adding SearchParameters)
   continuum --help                     Show this help
 
 Store options (serve and import):
@@ -45,6 +47,7 @@ const OPTIONS = {
   memory: { type: 'boolean' },
   'database-url': { type: 'string' },
   'max-body': { type: 'string' },
+  type: { type: 'string' },
 } as const;
 
 class UsageError extends Error {}
@@ -131,6 +134,30 @@ async function runImport(values: Values, paths: string[]): Promise<number> {
   }
 }
 
+async function runReindex(values: Values, rest: string[]): Promise<number> {
+  if (rest.length > 0) {
+    throw new UsageError(`reindex takes no arguments, got '${rest.join(' ')}'`);
+  }
+  const options = storeOptions(values);
+  const continuum = await createContinuum(options);
+  try {
+    const started = Date.now();
+    let progress: Progress | undefined;
+    const count = await continuum.store.reindex({
+      resourceType: values.type,
+      onProgress: (done, total) => {
+        progress ??= new Progress(total);
+        progress.update(done, `${done} of ${total} resources`);
+      },
+    });
+    progress?.finish();
+    console.log(`Reindexed ${count} resources${values.type ? ` of type ${values.type}` : ''} in ${((Date.now() - started) / 1000).toFixed(1)} s.`);
+    return 0;
+  } finally {
+    await continuum.close();
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv);
   const [command = 'serve', ...rest] = positionals;
@@ -147,6 +174,8 @@ export async function main(argv: string[]): Promise<number> {
       return -1; // keeps running
     case 'import':
       return runImport(values, rest);
+    case 'reindex':
+      return runReindex(values, rest);
     default:
       throw new UsageError(`unknown command '${command}'`);
   }

@@ -15,6 +15,7 @@ import type { Indexer } from './store/postgres/index-writer';
 import { createProfileValidator } from './validation/profiles';
 import { isResourceType, warmUpSchema } from './validation/schema';
 import { SearchParser } from './search/parse';
+import { applySearchParameter, checkSearchParameter, loadSearchParameterFiles, loadStoredSearchParameters } from './search/custom-parameters';
 import { projectRoot } from './util/root';
 
 export interface ContinuumOptions extends StoreConfig {
@@ -43,10 +44,14 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
       onError: (def, err) => console.warn(`[continuum] search parameter ${def.code} failed on ${resource.resourceType}: ${String(err)}`),
     });
   const store = await openStore(options, indexer);
+  const profileDirs = options.profileDirs ?? [join(projectRoot(), 'profiles')];
+  for (const problem of [...loadSearchParameterFiles(registry, profileDirs), ...(await loadStoredSearchParameters(registry, store))]) {
+    console.warn(`[continuum] search parameters: ${problem}`);
+  }
   warmUpSchema();
   const limits: Limits = { ...DEFAULT_LIMITS, ...(options.limits ?? {}) };
   const profiles = createProfileValidator({
-    profileDirs: options.profileDirs ?? [join(projectRoot(), 'profiles')],
+    profileDirs,
     // StructureDefinitions stored through the API (newest version of that canonical URL).
     lookup: async (url) => {
       const found = await store.search({
@@ -69,7 +74,14 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
     limits,
     now,
     validateProfiles: (r) => profiles.validate(r),
-    conformanceChanged: () => profiles.invalidate(),
+    conformanceChanged: ({ resource, deleted }) => {
+      if (resource.resourceType === 'StructureDefinition') {
+        profiles.invalidate();
+      } else if (resource.resourceType === 'SearchParameter') {
+        applySearchParameter(registry, resource, deleted);
+      }
+    },
+    checkSearchParameter,
     searchParser: (lenient) => (lenient ? lenientParser(baseUrl) : strictParser(baseUrl)),
   });
   const app = createApp(context, {

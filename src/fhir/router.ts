@@ -19,6 +19,7 @@ import { read } from './interactions/read';
 import { search } from './interactions/search';
 import { update } from './interactions/update';
 import { vread } from './interactions/vread';
+import { reindexOperation } from './operations/reindex';
 import { validateOperation } from './operations/validate';
 import type { FhirRequest, FhirResponse, InteractionRow, PathParams, RequestContext } from './types';
 
@@ -31,6 +32,8 @@ export const INTERACTIONS: readonly InteractionRow[] = [
   { interaction: 'search-type', method: 'POST', pattern: ':type/_search', level: 'type', scope: 's', handler: search },
   { interaction: 'search-type', method: 'GET', pattern: ':ctype/:cid/:type', level: 'type', scope: 's', handler: search },
   { interaction: 'operation', operation: 'validate', method: 'POST', pattern: ':type/$validate', level: 'type', scope: 'r', handler: validateOperation },
+  { interaction: 'operation', operation: 'reindex', method: 'POST', pattern: '$reindex', level: 'system', scope: 'u', handler: reindexOperation },
+  { interaction: 'operation', operation: 'reindex', method: 'POST', pattern: ':type/$reindex', level: 'type', scope: 'u', handler: reindexOperation },
   { interaction: 'history-type', method: 'GET', pattern: ':type/_history', level: 'type', scope: 's', handler: history },
   { interaction: 'create', method: 'POST', pattern: ':type', level: 'type', scope: 'c', handler: create },
   { interaction: 'update', method: 'PUT', pattern: ':type', level: 'type', scope: 'u', handler: conditionalUpdate },

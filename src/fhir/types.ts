@@ -62,8 +62,10 @@ export interface RequestContext {
   validateProfiles: (resource: Resource) => Promise<OperationOutcomeIssue[]>;
   /** The search parser (lenient: drop unknown parameters instead of refusing them). */
   searchParser: (lenient: boolean) => SearchParser;
-  /** Told when a StructureDefinition was written, so cached profiles are re-read. */
-  conformanceChanged?: () => void;
+  /** Told when a conformance resource (StructureDefinition, SearchParameter) was written or deleted. */
+  conformanceChanged?: (change: { resource: Resource; deleted: boolean }) => void;
+  /** Problems that would stop a SearchParameter from being used (empty: usable). */
+  checkSearchParameter?: (resource: Resource) => OperationOutcomeIssue[];
 }
 
 /** An interaction's implementation. Parameters from the path are in `params`. */

@@ -10,6 +10,9 @@ import type { FhirRequest, FhirResponse, RequestContext } from './types';
 /** Runs profile validation (meta.profile the server knows); throws 422 with every issue found. */
 export async function checkProfiles(resource: Resource, ctx: RequestContext): Promise<void> {
   const issues = await ctx.validateProfiles(resource);
+  if (resource.resourceType === 'SearchParameter' && ctx.checkSearchParameter) {
+    issues.push(...ctx.checkSearchParameter(resource));
+  }
   const errors = issues.filter((i) => i.severity === 'error' || i.severity === 'fatal');
   if (errors.length > 0) {
     throw new FhirError('unprocessable', outcomeOf(issues));
@@ -26,10 +29,17 @@ export function forStore(resource: Resource, id: string): ResourceLike {
   return copy;
 }
 
-/** Conformance resources the validator caches: a write to one must reach it. */
-export function afterWrite(ctx: RequestContext, resourceType: string): void {
-  if (resourceType === 'StructureDefinition') {
-    ctx.conformanceChanged?.();
+/** Types whose writes change how the server validates or indexes. */
+const CONFORMANCE_TYPES = new Set(['StructureDefinition', 'SearchParameter']);
+
+/**
+ * Tells the server about a written (or deleted) conformance resource, so cached profiles are
+ * re-read and search parameters take effect for new writes. `json` is the version written, or the
+ * last version before a delete.
+ */
+export function afterWrite(ctx: RequestContext, resourceType: string, json?: string, deleted = false): void {
+  if (CONFORMANCE_TYPES.has(resourceType) && json) {
+    ctx.conformanceChanged?.({ resource: JSON.parse(json) as Resource, deleted });
   }
 }
 

@@ -200,6 +200,11 @@ export interface Store extends StoreReader {
    * Nested calls (from a transaction Bundle's entries) join the outer transaction.
    */
   transaction<T>(fn: (writer: StoreWriter) => Promise<T>): Promise<T>;
+  /**
+   * Rebuilds the search index of current resources (all, or one type) in batches, each batch in its
+   * own transaction. Returns how many resources were reindexed.
+   */
+  reindex(options: { resourceType?: string; batchSize?: number; onProgress?: (done: number, total: number) => void }): Promise<number>;
   /** Which driver is in use, for logs and the benchmark. */
   readonly kind: 'pglite' | 'postgres';
   close(): Promise<void>;

@@ -40,7 +40,7 @@ export const conditionalUpdate: Handler = async (req, ctx, params) => {
     }
     const id = ids[0] ?? resource.id ?? randomUUID();
     const { version, created } = await w.update(forStore(resource, id), { ifMatch: parseETag(req.ifMatch) });
-    afterWrite(ctx, type);
+    afterWrite(ctx, type, version.json);
     return writeResponse(req, version, created ? 201 : 200, created ? `Created ${type}/${id}` : `Updated ${type}/${id}`);
   });
 };
@@ -60,8 +60,9 @@ export const conditionalDelete: Handler = async (req, ctx, params) => {
     if (ids.length === 0) {
       throw notFound(`Conditional delete '${query}' matched no ${type}`);
     }
+    const before = await w.read(type, ids[0]);
     const version = await w.delete(type, ids[0], { ifMatch: parseETag(req.ifMatch) });
-    afterWrite(ctx, type);
+    afterWrite(ctx, type, before?.json, true);
     return { status: 204, versionId: version?.versionId, lastModified: version?.lastUpdated };
   });
 };

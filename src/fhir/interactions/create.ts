@@ -26,7 +26,7 @@ export const create: Handler = async (req, ctx, params) => {
       }
     }
     const version = await w.create(forStore(resource, req.assignedId ?? randomUUID()));
-    afterWrite(ctx, type);
+    afterWrite(ctx, type, version.json);
     return writeResponse(req, version, 201, `Created ${type}/${version.id}`);
   });
 };

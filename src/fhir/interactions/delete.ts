@@ -19,7 +19,7 @@ export const deleteInteraction: Handler = async (req, ctx, params) => {
     if (!version) {
       return { status: 204 };
     }
-    afterWrite(ctx, type);
+    afterWrite(ctx, type, existing.json, true);
     return { status: 204, versionId: version.versionId, lastModified: version.lastUpdated };
   });
 };

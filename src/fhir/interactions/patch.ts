@@ -41,7 +41,7 @@ export const patch: Handler = async (req, ctx, params) => {
         }
         await checkProfiles(patched, ctx);
         const { version } = await w.update(forStore(patched, id), { ifMatch, method: 'PATCH' });
-        afterWrite(ctx, type);
+        afterWrite(ctx, type, version.json);
         return writeResponse(req, version, 200, `Patched ${type}/${id}`);
       });
     } catch (err) {

@@ -21,6 +21,6 @@ export const update: Handler = async (req, ctx, params) => {
   const { version, created } = await ctx.store.transaction((w) =>
     w.update(forStore(resource, id), { ifMatch: parseETag(req.ifMatch) }),
   );
-  afterWrite(ctx, type);
+  afterWrite(ctx, type, version.json);
   return writeResponse(req, version, created ? 201 : 200, created ? `Created ${type}/${id}` : `Updated ${type}/${id}`);
 };

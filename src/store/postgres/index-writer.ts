@@ -76,13 +76,18 @@ export class IndexBatch {
     return this.columns.size === 0;
   }
 
-  /** Inserts everything gathered (one statement) and empties the batch. */
-  async write(q: Queryable, deleteFirst?: { resourceType: string; id: string }): Promise<void> {
+  /**
+   * Inserts everything gathered (one statement) and empties the batch. `replacing` names resources
+   * whose existing rows are deleted in the same statement.
+   */
+  async write(q: Queryable, replacing: { resourceType: string; id: string }[] = []): Promise<void> {
     const params: unknown[] = [];
     const ctes: string[] = [];
-    if (deleteFirst) {
-      params.push(deleteFirst.resourceType, deleteFirst.id);
-      INDEX_TABLES.forEach((t, i) => ctes.push(`d${i} AS (DELETE FROM ${t} WHERE resource_type = $1 AND id = $2)`));
+    if (replacing.length > 0) {
+      params.push(replacing.map((r) => r.resourceType), replacing.map((r) => r.id));
+      INDEX_TABLES.forEach((t, i) =>
+        ctes.push(`d${i} AS (DELETE FROM ${t} WHERE (resource_type, id) IN (SELECT * FROM unnest($1::text[], $2::text[])))`),
+      );
     }
     for (const [key, cols] of this.columns) {
       const spec = TABLES[key];

@@ -218,6 +218,7 @@ class PgWriter extends PgReader implements StoreWriter {
       search: (q) => this.search(q),
       includes: (q) => this.includes(q),
       transaction: (fn) => fn(this),
+      reindex: () => Promise.reject(new Error('reindex runs outside transactions')),
       close: async () => undefined,
     };
     this.store = joined;
@@ -347,7 +348,7 @@ class PgWriter extends PgReader implements StoreWriter {
     if (this.indexer) {
       const batch = new IndexBatch();
       batch.add(resource.resourceType, id, this.indexer(stamped));
-      await batch.write(this.q, { resourceType: resource.resourceType, id });
+      await batch.write(this.q, [{ resourceType: resource.resourceType, id }]);
     }
     const method = options.method ?? 'PUT';
     return {
@@ -447,6 +448,50 @@ export class PgStore extends PgReader implements Store {
       await writer.flush();
       return result;
     });
+  }
+
+  async reindex(options: { resourceType?: string; batchSize?: number; onProgress?: (done: number, total: number) => void }): Promise<number> {
+    const indexer = this.indexer;
+    if (!indexer) {
+      return 0;
+    }
+    const size = options.batchSize ?? 500;
+    const typeFilter = options.resourceType ? 'AND resource_type = $1' : '';
+    const base = options.resourceType ? [options.resourceType] : [];
+    const totalRows = await this.driver.query<{ n: string | number }>(`SELECT count(*) AS n FROM resource_current WHERE NOT deleted ${typeFilter}`, base);
+    const total = Number(totalRows[0].n);
+    let done = 0;
+    let after: [string, string] | undefined;
+    for (;;) {
+      const params: unknown[] = [...base];
+      let keyset = '';
+      if (after) {
+        params.push(after[0], after[1]);
+        keyset = `AND (resource_type, id) > ($${params.length - 1}, $${params.length})`;
+      }
+      params.push(size);
+      // Read and rewrite under row locks, so a concurrent update cannot be indexed with stale content.
+      const rows = await this.driver.transaction(async (q) => {
+        const found = await q.query<{ resource_type: string; id: string; content: string }>(
+          `SELECT resource_type, id, content FROM resource_current WHERE NOT deleted ${typeFilter} ${keyset}
+           ORDER BY resource_type, id LIMIT $${params.length} FOR UPDATE`,
+          params,
+        );
+        const batch = new IndexBatch();
+        for (const r of found) {
+          batch.add(r.resource_type, r.id, indexer(JSON.parse(r.content) as ResourceLike));
+        }
+        await batch.write(q, found.map((r) => ({ resourceType: r.resource_type, id: r.id })));
+        return found;
+      });
+      if (rows.length === 0) {
+        return done;
+      }
+      done += rows.length;
+      options.onProgress?.(done, total);
+      const last = rows[rows.length - 1];
+      after = [last.resource_type, last.id];
+    }
   }
 
   close(): Promise<void> {
