@@ -177,6 +177,14 @@ export class SearchParser {
     private readonly options: ParseOptions,
   ) {}
 
+  /** The searchable parameters of a type, for the CapabilityStatement. */
+  describe(resourceType: string): { name: string; type: SearchParamType; definition: string }[] {
+    return this.registry
+      .forType(resourceType)
+      .filter((d) => d.indexed)
+      .map((d) => ({ name: d.code, type: d.type, definition: d.url }));
+  }
+
   /** Parses a type-level (or, with `resourceType` undefined, system-level) search. */
   parse(resourceType: string | undefined, query: Record<string, string[]>): ParsedSearch {
     const out: ParsedSearch = { filters: [], count: this.options.defaultCount, include: [], revinclude: [], types: [], applied: [] };

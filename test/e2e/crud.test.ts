@@ -194,3 +194,15 @@ describe('metadata', () => {
     expect(res.body.rest[0].interaction.map((i: { code: string }) => i.code).sort()).toEqual(['batch', 'history-system', 'search-system', 'transaction']);
   });
 });
+
+describe('metadata search parameters', () => {
+  test('each type lists its search parameters, including the common ones', async () => {
+    const res = await server.request().get('/metadata');
+    const patientEntry = res.body.rest[0].resource.find((r: { type: string }) => r.type === 'Patient');
+    const names = patientEntry.searchParam.map((p: { name: string }) => p.name);
+    expect(names).toEqual(expect.arrayContaining(['name', 'birthdate', 'identifier', '_id', '_lastUpdated']));
+    const birthdate = patientEntry.searchParam.find((p: { name: string }) => p.name === 'birthdate');
+    expect(birthdate.type).toBe('date');
+    expect(res.body.rest[0].operation.map((o: { name: string }) => o.name)).toContain('reindex');
+  });
+});

@@ -23,6 +23,8 @@ export async function capabilities(
     systemCodes.push('batch');
   }
   const typeOps = rows.filter((r) => r.interaction === 'operation' && r.level !== 'system');
+  const systemOps = rows.filter((r) => r.interaction === 'operation' && r.level === 'system');
+  const parser = ctx.searchParser(false);
   const resources: CapabilityStatementRestResource[] = [...RESOURCE_TYPES].sort().map((type) => ({
     type: type as CapabilityStatementRestResource['type'],
     profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
@@ -34,6 +36,9 @@ export async function capabilities(
     conditionalRead: 'not-supported',
     conditionalUpdate: true,
     conditionalDelete: 'single',
+    searchParam: parser.describe(type),
+    searchInclude: ['*'],
+    searchRevInclude: ['*'],
     operation: [...new Set(typeOps.map((r) => r.operation as string))].map((name) => ({
       name,
       definition: `http://hl7.org/fhir/OperationDefinition/Resource-${name}`,
@@ -56,6 +61,10 @@ export async function capabilities(
         mode: 'server',
         resource: resources,
         interaction: systemCodes.map((code) => ({ code: code as 'transaction' })),
+        operation: [...new Set(systemOps.map((r) => r.operation as string))].map((name) => ({
+          name,
+          definition: `http://hl7.org/fhir/OperationDefinition/Resource-${name}`,
+        })),
       },
     ],
   };
