@@ -1,1 +1,944 @@
-export {};
+/**
+ * `npm run bench`: throughput, latency and memory of Continuum over loopback, against a bare
+ * Express 5 endpoint measured in the same run.
+ *
+ * Every server under test runs in its own child process (the client, autocannon, runs here), on
+ * the embedded store (a fresh data folder under the OS temp dir) and, when DATABASE_URL is set,
+ * on PostgreSQL too (a fresh schema `bench_<random>` per server, dropped at the end).
+ *
+ * Cases: bare Express GET (baseline), read by id, create, Synthea import (`continuum import` as a
+ * child process) and server RSS after many creates. Results are printed and written to
+ * .bench/results.json. The exit status is non-zero when a case failed (mostly errors, a crashed
+ * child, an import that lost most resources); a missed performance target is reported, not fatal.
+ *
+ * Environment:
+ *   BENCH_SECONDS=10          seconds per throughput case
+ *   BENCH_WARMUP_SECONDS=2    unmeasured warm-up before each throughput case (0: none)
+ *   BENCH_CONNECTIONS=10      concurrent connections
+ *   BENCH_CREATES=100000      creates before reading the server's RSS
+ *   BENCH_READ_IDS=1000       patients created up front and read in rotation
+ *   BENCH_CASES=bare,read,create,import,memory   which cases to run
+ *   BENCH_STORES=embedded,postgres   which stores (default: embedded, and postgres when DATABASE_URL is set)
+ *   BENCH_SYNTHEA_DIR         bundles to import (default: ../shared/data/synthea from the project root)
+ *   BENCH_CPU_PROF=1          run server children with --cpu-prof (profiles in .bench/profiles)
+ *   DATABASE_URL              also benchmark on this PostgreSQL server
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import autocannon from 'autocannon';
+import { Client } from 'pg';
+import { CREATE_BODY } from './fixtures';
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+
+type CaseName = 'bare' | 'read' | 'create' | 'import' | 'memory';
+type StoreLabel = 'embedded' | 'postgres';
+const ALL_CASES: readonly CaseName[] = ['bare', 'read', 'create', 'import', 'memory'];
+
+function envNumber(name: string, fallback: number, { integer = false, min = 0 } = {}): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') {
+    return fallback;
+  }
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+    throw new Error(`${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got '${raw}'`);
+  }
+  return n;
+}
+
+function envCases(): Set<CaseName> {
+  const raw = process.env.BENCH_CASES;
+  if (!raw) {
+    return new Set(ALL_CASES);
+  }
+  const names = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const n of names) {
+    if (!ALL_CASES.includes(n as CaseName)) {
+      throw new Error(`BENCH_CASES: unknown case '${n}' (known: ${ALL_CASES.join(', ')})`);
+    }
+  }
+  return new Set(names as CaseName[]);
+}
+
+function envStores(databaseUrl: string | undefined): StoreLabel[] {
+  const raw = process.env.BENCH_STORES;
+  if (!raw) {
+    return databaseUrl ? ['embedded', 'postgres'] : ['embedded'];
+  }
+  const names = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const n of names) {
+    if (n !== 'embedded' && n !== 'postgres') {
+      throw new Error(`BENCH_STORES: unknown store '${n}' (known: embedded, postgres)`);
+    }
+    if (n === 'postgres' && !databaseUrl) {
+      throw new Error('BENCH_STORES names postgres, but DATABASE_URL is not set');
+    }
+  }
+  return names as StoreLabel[];
+}
+
+function findProjectRoot(): string {
+  let dir = __dirname;
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir);
+    if (parent === dir) {
+      throw new Error(`package.json not found above ${__dirname}`);
+    }
+    dir = parent;
+  }
+  return dir;
+}
+
+const ROOT = findProjectRoot();
+const CONFIG = {
+  seconds: envNumber('BENCH_SECONDS', 10, { min: 1 }),
+  warmupSeconds: envNumber('BENCH_WARMUP_SECONDS', 2),
+  connections: envNumber('BENCH_CONNECTIONS', 10, { integer: true, min: 1 }),
+  creates: envNumber('BENCH_CREATES', 100_000, { integer: true, min: 1 }),
+  readIds: envNumber('BENCH_READ_IDS', 1000, { integer: true, min: 1 }),
+  cases: envCases(),
+  syntheaDir: resolve(ROOT, process.env.BENCH_SYNTHEA_DIR ?? join('..', 'shared', 'data', 'synthea')),
+  cpuProf: process.env.BENCH_CPU_PROF === '1',
+  databaseUrl: process.env.DATABASE_URL || undefined,
+  stores: envStores(process.env.DATABASE_URL || undefined),
+};
+const CLI = join(ROOT, 'dist', 'src', 'cli.js');
+const BARE = join(__dirname, 'bare.js');
+const OUT_DIR = join(ROOT, '.bench');
+const PROFILE_DIR = join(OUT_DIR, 'profiles');
+
+/** The issue's targets. */
+const TARGETS = {
+  readPerSec: 5000,
+  readOfBare: 0.5,
+  createPerSec: 1500,
+  importPerSec: 3000,
+  rssMb: 300,
+};
+
+/** A case whose failed requests (non-2xx, errors, timeouts) exceed this share has failed. */
+const MAX_FAILED_SHARE = 0.5;
+
+// ---------------------------------------------------------------------------------------------
+// Results
+
+type Verdict = 'PASS' | 'MISS' | 'FAIL' | 'SKIP' | 'INFO';
+
+interface HttpStats {
+  /** autocannon's mean of its one-second samples (every response, any status). */
+  reqPerSecMean: number;
+  /** 2xx responses per second over the whole run: the figure targets are judged on. */
+  okPerSec: number;
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  latencyMeanMs: number;
+  latencyMaxMs: number;
+  requests: number;
+  ok2xx: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  statusCodes: Record<string, number>;
+  durationSeconds: number;
+}
+
+interface ImportStats {
+  dir: string;
+  files: number;
+  /** Entries in the bundles, counted by the benchmark. */
+  expectedResources: number;
+  /** From the CLI's summary line. */
+  resources: number;
+  failed: number;
+  cliSeconds: number;
+  cliPerSec: number;
+  /** Child process start to exit, measured here (includes start-up, schema compile, migrations). */
+  wallSeconds: number;
+  wallPerSec: number;
+  exitCode: number | null;
+  summaryLine: string;
+}
+
+interface MemoryStats {
+  creates: number;
+  rssIdleMb: number;
+  rssAfterMb: number;
+  /** VmHWM: the peak RSS. */
+  rssPeakMb: number;
+  http: HttpStats;
+}
+
+interface Target {
+  text: string;
+  pass: boolean;
+}
+
+interface CaseResult {
+  store: StoreLabel | '-';
+  case: CaseName;
+  /** The headline figure and its unit. */
+  value?: number;
+  unit: string;
+  http?: HttpStats;
+  import?: ImportStats;
+  memory?: MemoryStats;
+  ratioToBare?: number;
+  targets: Target[];
+  verdict: Verdict;
+  notes: string[];
+}
+
+const results: CaseResult[] = [];
+
+function record(r: CaseResult): void {
+  results.push(r);
+  printCase(r);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes and cleanup
+
+interface Child {
+  name: string;
+  proc: ChildProcess;
+  exited: Promise<number | null>;
+  exitCode?: number | null;
+  stdout: () => string;
+  stderr: () => string;
+}
+
+const children = new Set<Child>();
+const tempDirs = new Set<string>();
+const schemas = new Set<string>();
+
+const TAIL_CHARS = 16_000;
+
+/** The environment for children: the store comes from explicit flags only. */
+function childEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.DATABASE_URL;
+  delete env.PORT;
+  delete env.HOST;
+  return env;
+}
+
+function spawnNode(name: string, script: string, args: string[], { server = false } = {}): Child {
+  const nodeArgs: string[] = [];
+  if (server && CONFIG.cpuProf) {
+    mkdirSync(PROFILE_DIR, { recursive: true });
+    nodeArgs.push('--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `${name.replace(/\W+/g, '-')}-${Date.now()}.cpuprofile`);
+  }
+  const proc = spawn(process.execPath, [...nodeArgs, script, ...args], {
+    cwd: ROOT,
+    env: childEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  proc.stdout?.setEncoding('utf8').on('data', (d: string) => {
+    out = (out + d).slice(-TAIL_CHARS);
+  });
+  proc.stderr?.setEncoding('utf8').on('data', (d: string) => {
+    err = (err + d).slice(-TAIL_CHARS);
+  });
+  const child: Child = { name, proc, exited: Promise.resolve(null), stdout: () => out, stderr: () => err };
+  child.exited = new Promise((resolveExit) => {
+    proc.on('error', (e) => {
+      err += `\nspawn failed: ${e.message}`;
+      child.exitCode = -1;
+      children.delete(child);
+      resolveExit(-1);
+    });
+    proc.on('exit', (code, signal) => {
+      child.exitCode = code ?? (signal ? -1 : null);
+      children.delete(child);
+      resolveExit(child.exitCode);
+    });
+  });
+  children.add(child);
+  return child;
+}
+
+function isRunning(child: Child): boolean {
+  return child.exitCode === undefined;
+}
+
+/** SIGTERM (the server closes its store), then SIGKILL if it has not exited within `graceMs`. */
+async function stopChild(child: Child, graceMs = 15_000): Promise<void> {
+  if (!isRunning(child)) {
+    return;
+  }
+  child.proc.kill('SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  const killed = new Promise<void>((res) => {
+    timer = setTimeout(() => {
+      if (isRunning(child)) {
+        console.error(`  ! ${child.name} did not stop within ${graceMs / 1000} s; killing it`);
+        child.proc.kill('SIGKILL');
+      }
+      res();
+    }, graceMs);
+  });
+  await Promise.race([child.exited, killed]);
+  clearTimeout(timer);
+  await child.exited;
+}
+
+function tail(text: string, lines = 15): string {
+  return text.trimEnd().split('\n').slice(-lines).map((l) => `      | ${l}`).join('\n');
+}
+
+let cleaning: Promise<void> | undefined;
+
+/** Stops every child, removes temp folders and drops bench schemas. Safe to call more than once. */
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    await Promise.all([...children].map((c) => stopChild(c, 5000)));
+    for (const dir of tempDirs) {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    tempDirs.clear();
+    if (schemas.size > 0 && CONFIG.databaseUrl) {
+      for (const schema of [...schemas]) {
+        await dropSchema(schema).catch((err: unknown) => {
+          console.error(`  ! could not drop schema ${schema}: ${(err as Error).message}`);
+        });
+      }
+    }
+  })();
+  return cleaning;
+}
+
+// Last resort when the process exits without cleanup (an exception we did not catch).
+process.on('exit', () => {
+  for (const c of children) {
+    c.proc.kill('SIGKILL');
+  }
+  for (const dir of tempDirs) {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.error(`\n${signal}: stopping children and cleaning up...`);
+    void cleanup().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stores: a fresh one per server or import
+
+interface StoreInstance {
+  /** CLI flags selecting the store. */
+  args: string[];
+  describe: string;
+  dispose(): Promise<void>;
+}
+
+let runTempRoot: string | undefined;
+
+function tempRoot(): string {
+  if (!runTempRoot) {
+    runTempRoot = mkdtempSync(join(tmpdir(), 'continuum-bench-'));
+    tempDirs.add(runTempRoot);
+  }
+  return runTempRoot;
+}
+
+function hideSecret(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}
+
+function schemaUrl(base: string, schema: string): string {
+  return `${base}${base.includes('?') ? '&' : '?'}options=-c%20search_path%3D${schema}`;
+}
+
+async function withPg<T>(fn: (c: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: CONFIG.databaseUrl });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+async function dropSchema(schema: string): Promise<void> {
+  await withPg((c) => c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`));
+  schemas.delete(schema);
+}
+
+async function freshStore(label: StoreLabel, purpose: string): Promise<StoreInstance> {
+  switch (label) {
+    case 'embedded': {
+      const dir = mkdtempSync(join(tempRoot(), `${purpose}-`));
+      return {
+        args: ['--data-dir', dir],
+        describe: `embedded PGlite in ${dir}`,
+        dispose: async () => rmSync(dir, { recursive: true, force: true }),
+      };
+    }
+    case 'postgres': {
+      const base = CONFIG.databaseUrl as string;
+      const schema = `bench_${randomBytes(5).toString('hex')}`;
+      await withPg((c) => c.query(`CREATE SCHEMA "${schema}"`));
+      schemas.add(schema);
+      return {
+        args: ['--database-url', schemaUrl(base, schema)],
+        describe: `PostgreSQL ${hideSecret(base)}, schema ${schema}`,
+        dispose: () => dropSchema(schema),
+      };
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers
+
+interface Server {
+  child: Child;
+  base: string;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => (port ? res(port) : rej(new Error('no free port'))));
+    });
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
+
+/** Waits until GET /metadata answers 200, or fails with the child's output if it exits first. */
+async function waitReady(child: Child, base: string, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    if (!isRunning(child)) {
+      throw new Error(`${child.name} exited (code ${String(child.exitCode)}) before answering:\n${tail(child.stderr() + child.stdout())}`);
+    }
+    try {
+      const res = await fetch(`${base}/metadata`, { signal: AbortSignal.timeout(2000) });
+      await res.arrayBuffer();
+      if (res.ok) {
+        return;
+      }
+      last = `HTTP ${res.status}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await sleep(100);
+  }
+  throw new Error(`${child.name} did not answer GET /metadata within ${timeoutMs / 1000} s (last: ${last})`);
+}
+
+async function startServer(name: string, script: string, args: (port: number) => string[]): Promise<Server> {
+  const port = await freePort();
+  const child = spawnNode(name, script, args(port), { server: true });
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    await waitReady(child, base);
+  } catch (err) {
+    await stopChild(child, 2000);
+    throw err;
+  }
+  return { child, base };
+}
+
+function startContinuum(store: StoreInstance, name: string): Promise<Server> {
+  return startServer(name, CLI, (port) => ['serve', '--host', '127.0.0.1', '--port', String(port), ...store.args]);
+}
+
+/** Resident memory of a process in MB, from /proc (Linux). */
+function procMemMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(status);
+  if (!m) {
+    throw new Error(`${field} not found in /proc/${pid}/status`);
+  }
+  return Number(m[1]) / 1024;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load generation
+
+const ACCEPT = { accept: 'application/fhir+json' };
+
+async function cannon(options: autocannon.Options): Promise<autocannon.Result> {
+  return await autocannon({ connections: CONFIG.connections, timeout: 30, ...options });
+}
+
+/** Runs a warm-up (discarded), then the measured run. */
+async function measure(options: Omit<autocannon.Options, 'duration' | 'amount'>): Promise<HttpStats> {
+  if (CONFIG.warmupSeconds > 0) {
+    await cannon({ ...options, duration: CONFIG.warmupSeconds });
+  }
+  return stats(await cannon({ ...options, duration: CONFIG.seconds }));
+}
+
+function stats(r: autocannon.Result): HttpStats {
+  const statusCodes: Record<string, number> = {};
+  for (const [code, { count }] of Object.entries(r.statusCodeStats)) {
+    statusCodes[code] = count;
+  }
+  const duration = r.duration > 0 ? r.duration : (r.finish.getTime() - r.start.getTime()) / 1000;
+  return {
+    reqPerSecMean: r.requests.mean,
+    okPerSec: r['2xx'] / duration,
+    latencyP50Ms: r.latency.p50,
+    latencyP99Ms: r.latency.p99,
+    latencyMeanMs: r.latency.mean,
+    latencyMaxMs: r.latency.max,
+    requests: r.requests.total,
+    ok2xx: r['2xx'],
+    non2xx: r.non2xx,
+    errors: r.errors,
+    timeouts: r.timeouts,
+    statusCodes,
+    durationSeconds: duration,
+  };
+}
+
+/** Non-2xx responses and connection errors: a note when any, a failure when they dominate. */
+function judgeErrors(h: HttpStats, server: Child | undefined, notes: string[]): boolean {
+  const failed = h.non2xx + h.errors;
+  const attempts = h.ok2xx + failed;
+  if (failed > 0) {
+    const codes = Object.entries(h.statusCodes)
+      .filter(([c]) => !c.startsWith('2'))
+      .map(([c, n]) => `${n}x${c}`)
+      .join(', ');
+    notes.push(`${failed} failed requests (non-2xx: ${h.non2xx}${codes ? ` [${codes}]` : ''}, errors: ${h.errors}, timeouts: ${h.timeouts})`);
+    const log = server?.stderr().trim();
+    if (log) {
+      notes.push(`server stderr:\n${tail(log, 10)}`);
+    }
+  }
+  if (server && !isRunning(server)) {
+    notes.push(`the server exited (code ${String(server.exitCode)}):\n${tail(server.stderr())}`);
+    return true;
+  }
+  return attempts === 0 || h.ok2xx === 0 || failed / attempts > MAX_FAILED_SHARE;
+}
+
+function verdictOf(failed: boolean, targets: Target[]): Verdict {
+  if (failed) {
+    return 'FAIL';
+  }
+  if (targets.length === 0) {
+    return 'INFO';
+  }
+  return targets.every((t) => t.pass) ? 'PASS' : 'MISS';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cases
+
+let bareOkPerSec: number | undefined;
+let loadAtStart: number | undefined;
+
+async function runBare(): Promise<void> {
+  console.log('\n== bare Express 5 baseline ==');
+  const server = await startServer('bare', BARE, (port) => [String(port)]);
+  try {
+    const http = await measure({ url: `${server.base}/Patient/3f1d5a0e-9c7b-4d2e-8a61-0b5f2c9e7d43`, headers: ACCEPT });
+    const notes: string[] = [];
+    const failed = judgeErrors(http, server.child, notes);
+    if (!failed) {
+      bareOkPerSec = http.okPerSec;
+    }
+    record({ store: '-', case: 'bare', value: http.okPerSec, unit: 'req/s', http, targets: [], verdict: verdictOf(failed, []), notes });
+  } finally {
+    await stopChild(server.child);
+  }
+}
+
+/** Creates `n` patients over HTTP (10 at a time) and returns their ids. */
+async function seedPatients(base: string, n: number): Promise<string[]> {
+  const ids: string[] = [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < n) {
+      const i = next++;
+      const res = await fetch(`${base}/Patient`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/fhir+json', ...ACCEPT },
+        body: CREATE_BODY.replace('[<id>]', `seed-${i}`),
+      });
+      const text = await res.text();
+      if (res.status !== 201) {
+        throw new Error(`seeding: POST /Patient answered ${res.status}: ${text.slice(0, 500)}`);
+      }
+      ids.push((JSON.parse(text) as { id: string }).id);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CONFIG.connections, n) }, worker));
+  return ids;
+}
+
+function ratio(okPerSec: number): number | undefined {
+  return bareOkPerSec ? okPerSec / bareOkPerSec : undefined;
+}
+
+async function runReadAndCreate(label: StoreLabel): Promise<void> {
+  const store = await freshStore(label, 'http');
+  console.log(`  server store: ${store.describe}`);
+  const server = await startContinuum(store, `continuum-${label}-http`);
+  try {
+    if (CONFIG.cases.has('read')) {
+      await guard(label, 'read', 'req/s', async () => {
+        const ids = await seedPatients(server.base, CONFIG.readIds);
+        let i = 0;
+        const http = await measure({
+          url: server.base,
+          headers: ACCEPT,
+          requests: [{ method: 'GET', setupRequest: (req) => ({ ...req, path: `/Patient/${ids[i++ % ids.length]}` }) }],
+        });
+        const notes = [`${ids.length} patients read in rotation`];
+        const failed = judgeErrors(http, server.child, notes);
+        const r = ratio(http.okPerSec);
+        const targets: Target[] = [{ text: `>= ${TARGETS.readPerSec} req/s`, pass: http.okPerSec >= TARGETS.readPerSec }];
+        targets.push(
+          r === undefined
+            ? { text: `>= ${TARGETS.readOfBare * 100}% of bare (no baseline)`, pass: false }
+            : { text: `>= ${TARGETS.readOfBare * 100}% of bare`, pass: r >= TARGETS.readOfBare },
+        );
+        return { value: http.okPerSec, http, ratioToBare: r, targets, verdict: verdictOf(failed, targets), notes };
+      });
+    }
+    if (CONFIG.cases.has('create')) {
+      await guard(label, 'create', 'req/s', async () => {
+        const http = await measure({
+          url: `${server.base}/Patient`,
+          method: 'POST',
+          headers: { 'content-type': 'application/fhir+json', ...ACCEPT },
+          body: CREATE_BODY,
+          idReplacement: true,
+        });
+        const notes: string[] = [];
+        const failed = judgeErrors(http, server.child, notes);
+        const targets = [{ text: `>= ${TARGETS.createPerSec} req/s`, pass: http.okPerSec >= TARGETS.createPerSec }];
+        return { value: http.okPerSec, http, ratioToBare: ratio(http.okPerSec), targets, verdict: verdictOf(failed, targets), notes };
+      });
+    }
+  } finally {
+    await stopChild(server.child);
+    await store.dispose();
+  }
+}
+
+/** Counts the entries of the bundles, to check the import lost nothing. */
+function countEntries(files: string[]): number {
+  let n = 0;
+  for (const f of files) {
+    const raw = readFileSync(f);
+    const text = (f.endsWith('.gz') ? gunzipSync(raw) : raw).toString('utf8');
+    n += ((JSON.parse(text) as { entry?: unknown[] }).entry ?? []).length;
+  }
+  return n;
+}
+
+/** `Imported 13336 resources from 50 file(s) (50 bundle(s)) in 5.7 s (2341 resources/s); 0 failed.` */
+const SUMMARY = /Imported (\d+) resources from (\d+) file\(s\).*? in ([\d.]+) s \((\d+) resources\/s\)(?:; (\d+) failed)?/;
+
+async function runImport(label: StoreLabel): Promise<void> {
+  const dir = CONFIG.syntheaDir;
+  if (!existsSync(dir)) {
+    console.log(`  import: SKIPPED, no Synthea bundles at ${dir} (set BENCH_SYNTHEA_DIR)`);
+    record({ store: label, case: 'import', unit: 'resources/s', targets: [], verdict: 'SKIP', notes: [`no folder ${dir}`] });
+    return;
+  }
+  const files = readdirSync(dir).filter((f) => /\.json(\.gz)?$/i.test(f)).map((f) => join(dir, f));
+  if (files.length === 0) {
+    console.log(`  import: SKIPPED, no .json or .json.gz files in ${dir}`);
+    record({ store: label, case: 'import', unit: 'resources/s', targets: [], verdict: 'SKIP', notes: [`no bundles in ${dir}`] });
+    return;
+  }
+  await guard(label, 'import', 'resources/s', async () => {
+    const expected = countEntries(files);
+    const store = await freshStore(label, 'import');
+    try {
+      const started = process.hrtime.bigint();
+      const child = spawnNode(`import-${label}`, CLI, ['import', dir, ...store.args]);
+      const exitCode = await child.exited;
+      const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const out = child.stdout();
+      const m = SUMMARY.exec(out);
+      if (!m) {
+        throw new Error(`continuum import printed no summary (exit ${String(exitCode)}):\n${tail(child.stderr() + out)}`);
+      }
+      const imp: ImportStats = {
+        dir,
+        files: Number(m[2]),
+        expectedResources: expected,
+        resources: Number(m[1]),
+        failed: Number(m[5] ?? 0),
+        cliSeconds: Number(m[3]),
+        cliPerSec: Number(m[4]),
+        wallSeconds,
+        wallPerSec: Number(m[1]) / wallSeconds,
+        exitCode,
+        summaryLine: m[0],
+      };
+      const notes = [
+        `${imp.resources}/${expected} resources from ${imp.files} files; CLI ${imp.cliSeconds} s, wall ${wallSeconds.toFixed(1)} s incl. start-up (${Math.round(imp.wallPerSec)} resources/s)`,
+      ];
+      if (imp.failed > 0 || imp.resources !== expected) {
+        notes.push(`import lost resources: ${imp.failed} failed, exit code ${String(exitCode)}:\n${tail(out, 8)}`);
+      }
+      // A few failed resources are reported (and exit 1 from the CLI); mostly failed is a failure.
+      const failed = imp.resources < expected * (1 - MAX_FAILED_SHARE);
+      const targets = [{ text: `>= ${TARGETS.importPerSec} resources/s`, pass: imp.cliPerSec >= TARGETS.importPerSec }];
+      return { value: imp.cliPerSec, import: imp, targets, verdict: verdictOf(failed, targets), notes };
+    } finally {
+      await store.dispose();
+    }
+  });
+}
+
+async function runMemory(label: StoreLabel): Promise<void> {
+  await guard(label, 'memory', 'MB RSS', async () => {
+    const store = await freshStore(label, 'memory');
+    const server = await startContinuum(store, `continuum-${label}-memory`);
+    try {
+      const pid = server.child.proc.pid as number;
+      const rssIdleMb = procMemMb(pid, 'VmRSS');
+      console.log(`  memory: ${CONFIG.creates} creates on a fresh server (idle RSS ${rssIdleMb.toFixed(0)} MB)...`);
+      const r = await cannon({
+        // autocannon takes the path from the URL (a top-level `path` option is ignored).
+        url: `${server.base}/Patient`,
+        method: 'POST',
+        headers: { 'content-type': 'application/fhir+json', ...ACCEPT },
+        body: CREATE_BODY,
+        idReplacement: true,
+        amount: CONFIG.creates,
+      });
+      const http = stats(r);
+      const notes: string[] = [];
+      const failed = judgeErrors(http, server.child, notes);
+      if (failed) {
+        return { http, targets: [], verdict: 'FAIL' as const, notes };
+      }
+      const memory: MemoryStats = {
+        creates: CONFIG.creates,
+        rssIdleMb,
+        rssAfterMb: procMemMb(pid, 'VmRSS'),
+        rssPeakMb: procMemMb(pid, 'VmHWM'),
+        http,
+      };
+      notes.push(
+        `after ${http.ok2xx} creates (${Math.round(http.okPerSec)} creates/s over ${http.durationSeconds.toFixed(0)} s): RSS ${memory.rssAfterMb.toFixed(0)} MB, peak ${memory.rssPeakMb.toFixed(0)} MB, idle at start ${rssIdleMb.toFixed(0)} MB`,
+      );
+      const targets = [{ text: `<= ${TARGETS.rssMb} MB after ${CONFIG.creates} creates`, pass: memory.rssAfterMb <= TARGETS.rssMb }];
+      return { value: memory.rssAfterMb, memory, targets, verdict: verdictOf(false, targets), notes };
+    } finally {
+      await stopChild(server.child);
+      await store.dispose();
+    }
+  });
+}
+
+type CaseOutcome = Omit<CaseResult, 'store' | 'case' | 'unit'>;
+
+/** Runs one case; an exception becomes a FAIL row instead of ending the run. */
+async function guard(store: StoreLabel, name: CaseName, unit: string, fn: () => Promise<CaseOutcome>): Promise<void> {
+  try {
+    record({ store, case: name, unit, ...(await fn()) });
+  } catch (err) {
+    record({ store, case: name, unit, targets: [], verdict: 'FAIL', notes: [(err as Error).message] });
+  }
+}
+
+async function runStore(label: StoreLabel): Promise<void> {
+  console.log(`\n== Continuum on ${label === 'embedded' ? 'the embedded store (PGlite)' : `PostgreSQL (${hideSecret(CONFIG.databaseUrl as string)})`} ==`);
+  if (CONFIG.cases.has('read') || CONFIG.cases.has('create')) {
+    try {
+      await runReadAndCreate(label);
+    } catch (err) {
+      // The server did not start: both cases fail.
+      for (const name of ['read', 'create'] as const) {
+        if (CONFIG.cases.has(name)) {
+          record({ store: label, case: name, unit: 'req/s', targets: [], verdict: 'FAIL', notes: [(err as Error).message] });
+        }
+      }
+    }
+  }
+  if (CONFIG.cases.has('import')) {
+    await runImport(label);
+  }
+  if (CONFIG.cases.has('memory')) {
+    await runMemory(label);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+const fmt = (n: number | undefined, digits = 0): string =>
+  n === undefined || !Number.isFinite(n) ? '-' : n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+/** autocannon records latency in whole milliseconds: 0 means under 1 ms. */
+const ms = (n: number): string => (n === 0 ? '<1' : fmt(n));
+
+function headline(r: CaseResult): string {
+  return r.value === undefined ? '-' : `${fmt(r.value)} ${r.unit}`;
+}
+
+function printCase(r: CaseResult): void {
+  const parts = [`  ${r.case.padEnd(7)} ${headline(r)}`];
+  const h = r.http;
+  if (h && r.case !== 'memory') {
+    parts.push(`(mean ${fmt(h.reqPerSecMean)} req/s, ${fmt(h.ok2xx)} x 2xx in ${h.durationSeconds.toFixed(1)} s)`);
+    parts.push(`p50 ${ms(h.latencyP50Ms)} ms, p99 ${ms(h.latencyP99Ms)} ms`);
+    parts.push(`non-2xx ${h.non2xx}, errors ${h.errors}`);
+  }
+  if (r.ratioToBare !== undefined) {
+    parts.push(`${(r.ratioToBare * 100).toFixed(0)}% of bare`);
+  }
+  const targets = r.targets.map((t) => `${t.text}: ${t.pass ? 'ok' : 'no'}`).join('; ');
+  console.log(`${parts.join('  ')}  => ${r.verdict}${targets ? ` (${targets})` : ''}`);
+  for (const n of r.notes) {
+    console.log(`      ${n}`);
+  }
+}
+
+function printTable(): void {
+  const header = ['Store', 'Case', 'Result', 'req/s mean', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'vs bare', 'Target', 'Verdict'];
+  const rows = results.map((r) => {
+    const h = r.case === 'memory' ? undefined : r.http;
+    return [
+      r.store,
+      r.case,
+      headline(r),
+      h ? fmt(h.reqPerSecMean) : '-',
+      h ? ms(h.latencyP50Ms) : '-',
+      h ? ms(h.latencyP99Ms) : '-',
+      r.http ? String(r.http.non2xx) : r.import ? String(r.import.failed) : '-',
+      r.http ? String(r.http.errors) : '-',
+      r.ratioToBare === undefined ? '-' : `${(r.ratioToBare * 100).toFixed(0)}%`,
+      r.targets.map((t) => t.text).join(' & ') || '-',
+      r.verdict,
+    ];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i >= 2 && i <= 8 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ');
+  console.log('\n== Results ==');
+  console.log(`(${CONFIG.connections} connections, ${CONFIG.seconds} s per case after ${CONFIG.warmupSeconds} s warm-up; "Result" counts 2xx only; latency in whole ms; import non-2xx = failed resources)`);
+  console.log(`(1-minute load average: ${loadAtStart?.toFixed(2) ?? '?'} at start, ${loadavg()[0].toFixed(2)} at the end, on ${cpus().length} CPUs)`);
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const row of rows) {
+    console.log(line(row));
+  }
+}
+
+/** The commit measured, with `-dirty` when src/ has uncommitted changes. */
+function gitCommit(): string | undefined {
+  const git = (...args: string[]): string =>
+    execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  try {
+    return git('rev-parse', '--short', 'HEAD') + (git('status', '--porcelain', '--', 'src') ? '-dirty' : '');
+  } catch {
+    return undefined;
+  }
+}
+
+function writeResults(): string {
+  mkdirSync(OUT_DIR, { recursive: true });
+  const file = join(OUT_DIR, 'results.json');
+  const doc = {
+    date: new Date().toISOString(),
+    commit: gitCommit(),
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+    cpus: `${cpus().length} x ${cpus()[0]?.model ?? '?'}`,
+    memoryMb: Math.round(totalmem() / 1024 / 1024),
+    /** 1-minute load average before the first case and after the last: other work skews results. */
+    loadAverage: { start: loadAtStart, end: loadavg()[0] },
+    config: {
+      seconds: CONFIG.seconds,
+      warmupSeconds: CONFIG.warmupSeconds,
+      connections: CONFIG.connections,
+      creates: CONFIG.creates,
+      readIds: CONFIG.readIds,
+      cases: [...CONFIG.cases],
+      stores: CONFIG.stores,
+      syntheaDir: CONFIG.syntheaDir,
+      postgres: CONFIG.databaseUrl ? hideSecret(CONFIG.databaseUrl) : null,
+    },
+    targets: TARGETS,
+    results,
+  };
+  writeFileSync(file, JSON.stringify(doc, null, 2) + '\n');
+  return file;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  for (const [what, file] of [['the CLI', CLI], ['the baseline', BARE]] as const) {
+    if (!existsSync(file)) {
+      throw new Error(`${what} is not built (${file} missing); run 'npm run bench', which builds first`);
+    }
+  }
+  console.log(
+    `Continuum benchmark: ${CONFIG.connections} connections, ${CONFIG.seconds} s per case (+${CONFIG.warmupSeconds} s warm-up), ` +
+      `${CONFIG.creates} creates for RSS, stores: ${CONFIG.stores.join(' + ')}${CONFIG.databaseUrl ? '' : ' (set DATABASE_URL for PostgreSQL too)'}`,
+  );
+  console.log(`Node ${process.version}, ${cpus().length} CPUs; client and servers share this machine over 127.0.0.1`);
+  loadAtStart = loadavg()[0];
+  if (loadAtStart > 1) {
+    console.log(`Note: the 1-minute load average is ${loadAtStart.toFixed(2)} before starting; other work on this machine skews the figures.`);
+  }
+  try {
+    if (CONFIG.cases.has('bare') || CONFIG.cases.has('read')) {
+      try {
+        await runBare();
+      } catch (err) {
+        record({ store: '-', case: 'bare', unit: 'req/s', targets: [], verdict: 'FAIL', notes: [(err as Error).message] });
+      }
+    }
+    for (const store of CONFIG.stores) {
+      await runStore(store);
+    }
+  } finally {
+    await cleanup();
+  }
+  printTable();
+  console.log(`\nWrote ${writeResults()}`);
+  if (CONFIG.cpuProf) {
+    console.log(`CPU profiles of the server children: ${PROFILE_DIR}`);
+  }
+  const failed = results.filter((r) => r.verdict === 'FAIL');
+  if (failed.length > 0) {
+    console.error(`\nFAILED: ${failed.map((r) => `${r.store}/${r.case}`).join(', ')} (see the notes above)`);
+    return 1;
+  }
+  const missed = results.filter((r) => r.verdict === 'MISS');
+  console.log(missed.length > 0 ? `Targets missed: ${missed.map((r) => `${r.store}/${r.case}`).join(', ')}` : 'All targets met.');
+  return 0;
+}
+
+void main()
+  .catch(async (err: unknown) => {
+    console.error('bench:', err instanceof Error ? err.message : err);
+    await cleanup();
+    return 1;
+  })
+  .then((code) => {
+    process.exitCode = code;
+  });
