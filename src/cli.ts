@@ -96,14 +96,15 @@ async function serve(values: Values): Promise<void> {
   const port = positiveInt('port', values.port ?? process.env.PORT, DEFAULT_PORT);
   const host = values.host ?? process.env.HOST ?? '127.0.0.1';
   const continuum = await createContinuum(options);
-  const server = continuum.app.listen(port, host, () => {
+  const server = continuum.app.listen(port, host, (err?: Error) => {
+    // Express 5 hands a listen error (port in use, no permission) to this callback.
+    if (err) {
+      console.error(`continuum: cannot listen on ${host}:${port}: ${err.message}`);
+      process.exit(1);
+    }
     const base = options.baseUrl ?? `http://${host}:${port}`;
     console.log(`Continuum serves FHIR R4 at ${base} (${describeStore(options)})`);
     console.log(`  Try: curl ${base}/metadata`);
-  });
-  server.on('error', (err) => {
-    console.error(`continuum: cannot listen on ${host}:${port}: ${err.message}`);
-    process.exit(1);
   });
   const stop = (): void => {
     server.close();

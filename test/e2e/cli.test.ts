@@ -267,3 +267,19 @@ describe('import', () => {
 function reEscape(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
+
+describe('serve on a port already in use', () => {
+  test('exits 1 naming the port, without claiming to serve', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const r = await run(['serve', '--memory', '--port', String(port)]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`cannot listen on 127.0.0.1:${port}`);
+      expect(r.stdout).not.toContain('Continuum serves FHIR R4');
+    } finally {
+      blocker.close();
+    }
+  });
+});
