@@ -3,7 +3,11 @@
  * server). The store is written once against `Queryable`; only transaction plumbing differs.
  */
 export interface Queryable {
-  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R[]>;
+  /**
+   * `prepare`: the statement's text comes from a small fixed set, so a server driver may keep it
+   * prepared on each connection (parsed and planned once).
+   */
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[], options?: { prepare?: boolean }): Promise<R[]>;
   /** Runs a script of several statements without parameters (migrations). */
   exec(sql: string): Promise<void>;
 }

@@ -82,11 +82,24 @@ export class IndexBatch {
    */
   async write(q: Queryable, replacing: { resourceType: string; id: string }[] = []): Promise<void> {
     const params: unknown[] = [];
+    const ctes = this.ctes(params, replacing);
+    if (ctes.length > 0) {
+      // Replacing one resource's rows (an update) has few shapes: worth preparing.
+      await q.query(`WITH ${ctes.join(',\n')} SELECT 1`, params, { prepare: replacing.length === 1 });
+    }
+  }
+
+  /**
+   * The batch as data-modifying CTEs (appending their values to `params`), for a caller that joins
+   * them to a statement of its own. Empties the batch.
+   */
+  ctes(params: unknown[], replacing: { resourceType: string; id: string }[] = []): string[] {
     const ctes: string[] = [];
     if (replacing.length > 0) {
       params.push(replacing.map((r) => r.resourceType), replacing.map((r) => r.id));
-      INDEX_TABLES.forEach((t, i) =>
-        ctes.push(`d${i} AS (DELETE FROM ${t} WHERE (resource_type, id) IN (SELECT * FROM unnest($1::text[], $2::text[])))`),
+      const [t, i] = [params.length - 1, params.length];
+      INDEX_TABLES.forEach((table, n) =>
+        ctes.push(`d${n} AS (DELETE FROM ${table} WHERE (resource_type, id) IN (SELECT * FROM unnest($${t}::text[], $${i}::text[])))`),
       );
     }
     for (const [key, cols] of this.columns) {
@@ -100,10 +113,7 @@ export class IndexBatch {
       ctes.push(`i_${key} AS (INSERT INTO ${spec.table} (${names}) SELECT * FROM unnest(${args.join(', ')}))`);
     }
     this.columns.clear();
-    if (ctes.length === 0) {
-      return;
-    }
-    await q.query(`WITH ${ctes.join(',\n')} SELECT 1`, params);
+    return ctes;
   }
 }
 

@@ -1,8 +1,18 @@
-import { Pool, types } from 'pg';
+import { createHash } from 'node:crypto';
+import { Pool, type QueryConfig, types } from 'pg';
 import type { Driver, Queryable } from './driver';
 
 // Return bigint (int8) as string and timestamps untouched, matching PGlite's behaviour below.
 types.setTypeParser(20, (v) => v);
+
+/** A query config; fixed statements get a name so each connection prepares them once. */
+function config(sql: string, params: unknown[] | undefined, prepare: boolean | undefined): QueryConfig {
+  if (!prepare) {
+    return { text: sql, values: params };
+  }
+  const name = 'c' + createHash('sha1').update(sql).digest('hex').slice(0, 20);
+  return { name, text: sql, values: params };
+}
 
 /** A PostgreSQL server through a node-postgres pool (DATABASE_URL). */
 export async function openNodePg(connectionString: string, poolSize = 10): Promise<Driver> {
@@ -15,8 +25,8 @@ export async function openNodePg(connectionString: string, poolSize = 10): Promi
   });
   return {
     kind: 'postgres',
-    async query<R>(sql: string, params?: unknown[]): Promise<R[]> {
-      const res = await pool.query(sql, params);
+    async query<R>(sql: string, params?: unknown[], options?: { prepare?: boolean }): Promise<R[]> {
+      const res = await pool.query(config(sql, params, options?.prepare));
       return res.rows as R[];
     },
     async transaction<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
@@ -24,8 +34,8 @@ export async function openNodePg(connectionString: string, poolSize = 10): Promi
       try {
         await client.query('BEGIN');
         const q: Queryable = {
-          async query<R>(sql: string, params?: unknown[]): Promise<R[]> {
-            const res = await client.query(sql, params);
+          async query<R>(sql: string, params?: unknown[], options?: { prepare?: boolean }): Promise<R[]> {
+            const res = await client.query(config(sql, params, options?.prepare));
             return res.rows as R[];
           },
           async exec(sql: string): Promise<void> {

@@ -15,6 +15,7 @@ import type {
 import type { IndexRows } from '../../search/extract/rows';
 import type { Driver, Queryable } from './driver';
 import { deleteIndexRows, IndexBatch, type Indexer } from './index-writer';
+import { cacheKey, ReadCache } from './read-cache';
 import { filterSql, keysetSql, sortColumns, SqlParams } from './search-sql';
 
 interface CurrentRow {
@@ -52,6 +53,7 @@ class PgReader implements StoreReader {
     const rows = await this.q.query<CurrentRow>(
       'SELECT version_id, last_updated, deleted, content FROM resource_current WHERE resource_type = $1 AND id = $2',
       [resourceType, id],
+      { prepare: true },
     );
     return rows[0] && fromRow(resourceType, id, rows[0]);
   }
@@ -65,6 +67,7 @@ class PgReader implements StoreReader {
       `SELECT version_id, last_updated, deleted, content, method FROM resource_version
        WHERE resource_type = $1 AND id = $2 AND version_id = $3`,
       [resourceType, id, vid],
+      { prepare: true },
     );
     return rows[0] && fromRow(resourceType, id, rows[0], rows[0].method);
   }
@@ -202,6 +205,8 @@ interface PendingCreate {
 class PgWriter extends PgReader implements StoreWriter {
   readonly store: Store;
   private pending: PendingCreate[] = [];
+  /** Resources this transaction wrote (for the read cache). */
+  readonly touched = new Set<string>();
 
   constructor(
     q: Queryable,
@@ -234,6 +239,7 @@ class PgWriter extends PgReader implements StoreWriter {
     const { json, lastUpdated, stamped } = stamp(resource, 1);
     const method = options.method ?? 'POST';
     const index = this.indexer?.(stamped);
+    this.touched.add(cacheKey(resource.resourceType, id));
     this.pending.push({ resourceType: resource.resourceType, id, lastUpdated, json, method, index });
     return { resourceType: resource.resourceType, id, versionId: '1', lastUpdated, deleted: false, method, json };
   }
@@ -251,44 +257,62 @@ class PgWriter extends PgReader implements StoreWriter {
     return (await this.writePending()) === undefined;
   }
 
-  /** Inserts the queued creates; returns the first one whose id already existed, if any. */
+  /**
+   * Inserts the queued creates and their index rows in one statement; returns the first create
+   * whose id already existed, if any. (Its index rows went in regardless: the caller either fails
+   * the transaction or replaces them with an update.)
+   */
   private async writePending(): Promise<PendingCreate | undefined> {
     if (this.pending.length === 0) {
       return undefined;
     }
     const rows = this.pending;
     this.pending = [];
-    const inserted = await this.q.query<{ id: string }>(
-      `WITH r AS (
-         SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[])
-           WITH ORDINALITY AS t(resource_type, id, last_updated, content, method, ord)
-       ),
-       c AS (
-         INSERT INTO resource_current (resource_type, id, version_id, last_updated, deleted, content)
-         SELECT resource_type, id, 1, last_updated, false, content FROM r ORDER BY ord
-         ON CONFLICT DO NOTHING RETURNING resource_type, id
-       )
-       INSERT INTO resource_version (resource_type, id, version_id, last_updated, deleted, method, content)
-       SELECT r.resource_type, r.id, 1, r.last_updated, false, r.method, r.content
-       FROM r JOIN c ON c.resource_type = r.resource_type AND c.id = r.id ORDER BY r.ord
-       RETURNING id`,
-      [
+    const params: unknown[] = [];
+    let source: string;
+    if (rows.length === 1) {
+      // One row: a VALUES list plans faster than unnest.
+      const r = rows[0];
+      params.push(r.resourceType, r.id, r.lastUpdated, r.json, r.method);
+      source = `SELECT $1::text AS resource_type, $2::text AS id, $3::timestamptz AS last_updated, $4::text AS content, $5::text AS method, 1::bigint AS ord`;
+    } else {
+      params.push(
         rows.map((r) => r.resourceType),
         rows.map((r) => r.id),
         rows.map((r) => r.lastUpdated),
         rows.map((r) => r.json),
         rows.map((r) => r.method),
-      ],
-    );
-    const written = new Set(inserted.map((r) => r.id));
+      );
+      source = `SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[])
+           WITH ORDINALITY AS t(resource_type, id, last_updated, content, method, ord)`;
+    }
     const batch = new IndexBatch();
     for (const r of rows) {
-      if (r.index && written.has(r.id)) {
+      if (r.index) {
         batch.add(r.resourceType, r.id, r.index);
       }
     }
-    await batch.write(this.q);
+    const indexCtes = batch.ctes(params);
+    const inserted = await this.q.query<{ id: string }>(
+      `WITH r AS (${source}),
+       c AS (
+         INSERT INTO resource_current (resource_type, id, version_id, last_updated, deleted, content)
+         SELECT resource_type, id, 1, last_updated, false, content FROM r ORDER BY ord
+         ON CONFLICT DO NOTHING RETURNING resource_type, id
+       ),
+       v AS (
+         INSERT INTO resource_version (resource_type, id, version_id, last_updated, deleted, method, content)
+         SELECT r.resource_type, r.id, 1, r.last_updated, false, r.method, r.content
+         FROM r JOIN c ON c.resource_type = r.resource_type AND c.id = r.id ORDER BY r.ord
+         RETURNING id
+       )${indexCtes.map((c) => ',\n       ' + c).join('')}
+       SELECT id FROM v`,
+      params,
+      // Single creates have few shapes (which index tables get rows); batches are one-offs.
+      { prepare: rows.length === 1 },
+    );
     if (inserted.length !== rows.length) {
+      const written = new Set(inserted.map((r) => r.id));
       return rows.find((r) => !written.has(r.id)) ?? rows[0];
     }
     return undefined;
@@ -324,6 +348,7 @@ class PgWriter extends PgReader implements StoreWriter {
     options: WriteOptions = {},
   ): Promise<{ version: StoredVersion; created: boolean }> {
     const id = resource.id as string;
+    this.touched.add(cacheKey(resource.resourceType, id));
     let current = await this.lockCurrent(resource.resourceType, id);
     if (!current) {
       if (options.ifMatch !== undefined) {
@@ -358,6 +383,7 @@ class PgWriter extends PgReader implements StoreWriter {
   }
 
   async delete(resourceType: string, id: string, options: WriteOptions = {}): Promise<StoredVersion | undefined> {
+    this.touched.add(cacheKey(resourceType, id));
     const current = await this.lockCurrent(resourceType, id);
     if (!current || current.deleted) {
       if (options.ifMatch !== undefined && current) {
@@ -382,6 +408,7 @@ class PgWriter extends PgReader implements StoreWriter {
       `SELECT version_id, last_updated, deleted, content FROM resource_current
        WHERE resource_type = $1 AND id = $2 FOR UPDATE`,
       [resourceType, id],
+      { prepare: true },
     );
     return rows[0];
   }
@@ -403,6 +430,7 @@ class PgWriter extends PgReader implements StoreWriter {
        INSERT INTO resource_version (resource_type, id, version_id, last_updated, deleted, method, content)
        SELECT $1, $2, $3, $4, $5, $6, $7 FROM c`,
       [resourceType, id, versionId, lastUpdated, deleted, method, json],
+      { prepare: true },
     );
   }
 }
@@ -433,21 +461,54 @@ function stamp(resource: ResourceLike, versionId: number): { json: string; lastU
 export class PgStore extends PgReader implements Store {
   readonly kind: Store['kind'];
 
+  /** Current versions, for the embedded store only (see read-cache.ts). */
+  private readonly cache?: ReadCache;
+
   constructor(
     private readonly driver: Driver,
     private readonly indexer?: Indexer,
   ) {
     super(driver);
     this.kind = driver.kind;
+    if (driver.kind === 'pglite') {
+      this.cache = new ReadCache();
+    }
   }
 
-  transaction<T>(fn: (writer: StoreWriter) => Promise<T>): Promise<T> {
-    return this.driver.transaction(async (q) => {
-      const writer = new PgWriter(q, this.kind, this.indexer);
-      const result = await fn(writer);
-      await writer.flush();
-      return result;
-    });
+  override async read(resourceType: string, id: string): Promise<StoredVersion | undefined> {
+    const cache = this.cache;
+    if (!cache) {
+      return super.read(resourceType, id);
+    }
+    const key = cacheKey(resourceType, id);
+    const hit = cache.get(key);
+    if (hit) {
+      return hit;
+    }
+    const epoch = cache.epoch;
+    const version = await super.read(resourceType, id);
+    if (version) {
+      cache.set(key, version, epoch);
+    }
+    return version;
+  }
+
+  async transaction<T>(fn: (writer: StoreWriter) => Promise<T>): Promise<T> {
+    let writer: PgWriter | undefined;
+    try {
+      return await this.driver.transaction(async (q) => {
+        writer = new PgWriter(q, this.kind, this.indexer);
+        const result = await fn(writer);
+        await writer.flush();
+        // Before COMMIT too: a cached version must not outlive the write by even a tick.
+        this.cache?.invalidate(writer.touched);
+        return result;
+      });
+    } finally {
+      if (writer && writer.touched.size > 0) {
+        this.cache?.invalidate(writer.touched);
+      }
+    }
   }
 
   async reindex(options: { resourceType?: string; batchSize?: number; onProgress?: (done: number, total: number) => void }): Promise<number> {
