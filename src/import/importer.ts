@@ -23,6 +23,8 @@ export interface ImportSummary {
 export interface ImportOptions {
   /** Receives progress; defaults to a bar on stderr. Pass null for silence. */
   progress?: Progress | null;
+  /** Files imported at once (default: 4 on a PostgreSQL server, 1 on the embedded store). */
+  concurrency?: number;
 }
 
 const MAX_REPORTED_ERRORS = 20;
@@ -55,7 +57,7 @@ export async function importPaths(paths: string[], ctx: RequestContext, options:
     }
   };
   let doneBytes = 0;
-  for (const file of files) {
+  const importFile = async (file: string): Promise<void> => {
     if (isNdjson(file)) {
       for await (const { line, number } of readLines(file)) {
         try {
@@ -102,7 +104,18 @@ export async function importPaths(paths: string[], ctx: RequestContext, options:
     }
     doneBytes += fileSize(file);
     progress?.update(doneBytes, `${summary.resources} resources, ${summary.failed} failed`);
-  }
+  };
+  // Several files at once keep a PostgreSQL server busy while this process prepares the next
+  // bundle; the embedded store runs in this thread, so there it is one at a time.
+  const concurrency = options.concurrency ?? (ctx.store.kind === 'postgres' ? 4 : 1);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, files.length) }, async () => {
+      while (next < files.length) {
+        await importFile(files[next++]);
+      }
+    }),
+  );
   progress?.update(totalBytes, `${summary.resources} resources, ${summary.failed} failed`, true);
   progress?.finish();
   summary.seconds = (Date.now() - started) / 1000;

@@ -14,7 +14,7 @@ import type {
 } from '../api';
 import type { IndexRows } from '../../search/extract/rows';
 import type { Driver, Queryable } from './driver';
-import { deleteIndexRows, IndexBatch, type Indexer } from './index-writer';
+import { IndexBatch, type Indexer, replaceIndexRows } from './index-writer';
 import { cacheKey, ReadCache } from './read-cache';
 import { filterSql, keysetSql, sortColumns, SqlParams } from './search-sql';
 
@@ -258,8 +258,8 @@ class PgWriter extends PgReader implements StoreWriter {
   }
 
   /**
-   * Inserts the queued creates and their index rows in one statement; returns the first create
-   * whose id already existed, if any. (Its index rows went in regardless: the caller either fails
+   * Inserts the queued creates and their index rows in one call (continuum_create); returns the
+   * first create whose id already existed, if any. (Its index rows went in regardless: the caller either fails
    * the transaction or replaces them with an update.)
    */
   private async writePending(): Promise<PendingCreate | undefined> {
@@ -268,48 +268,23 @@ class PgWriter extends PgReader implements StoreWriter {
     }
     const rows = this.pending;
     this.pending = [];
-    const params: unknown[] = [];
-    let source: string;
-    if (rows.length === 1) {
-      // One row: a VALUES list plans faster than unnest.
-      const r = rows[0];
-      params.push(r.resourceType, r.id, r.lastUpdated, r.json, r.method);
-      source = `SELECT $1::text AS resource_type, $2::text AS id, $3::timestamptz AS last_updated, $4::text AS content, $5::text AS method, 1::bigint AS ord`;
-    } else {
-      params.push(
-        rows.map((r) => r.resourceType),
-        rows.map((r) => r.id),
-        rows.map((r) => r.lastUpdated),
-        rows.map((r) => r.json),
-        rows.map((r) => r.method),
-      );
-      source = `SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[])
-           WITH ORDINALITY AS t(resource_type, id, last_updated, content, method, ord)`;
-    }
     const batch = new IndexBatch();
     for (const r of rows) {
       if (r.index) {
         batch.add(r.resourceType, r.id, r.index);
       }
     }
-    const indexCtes = batch.ctes(params);
     const inserted = await this.q.query<{ id: string }>(
-      `WITH r AS (${source}),
-       c AS (
-         INSERT INTO resource_current (resource_type, id, version_id, last_updated, deleted, content)
-         SELECT resource_type, id, 1, last_updated, false, content FROM r ORDER BY ord
-         ON CONFLICT DO NOTHING RETURNING resource_type, id
-       ),
-       v AS (
-         INSERT INTO resource_version (resource_type, id, version_id, last_updated, deleted, method, content)
-         SELECT r.resource_type, r.id, 1, r.last_updated, false, r.method, r.content
-         FROM r JOIN c ON c.resource_type = r.resource_type AND c.id = r.id ORDER BY r.ord
-         RETURNING id
-       )${indexCtes.map((c) => ',\n       ' + c).join('')}
-       SELECT id FROM v`,
-      params,
-      // Single creates have few shapes (which index tables get rows); batches are one-offs.
-      { prepare: rows.length === 1 },
+      'SELECT continuum_create($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::jsonb) AS id',
+      [
+        rows.map((r) => r.resourceType),
+        rows.map((r) => r.id),
+        rows.map((r) => r.lastUpdated),
+        rows.map((r) => r.json),
+        rows.map((r) => r.method),
+        batch.json(),
+      ],
+      { prepare: true },
     );
     if (inserted.length !== rows.length) {
       const written = new Set(inserted.map((r) => r.id));
@@ -369,12 +344,11 @@ class PgWriter extends PgReader implements StoreWriter {
     checkIfMatch(resource.resourceType, id, current.version_id, options.ifMatch);
     const versionId = current.version_id + 1;
     const { json, lastUpdated, stamped } = stamp(resource, versionId);
-    await this.writeVersion(resource.resourceType, id, versionId, lastUpdated, false, options.method ?? 'PUT', json);
+    const batch = new IndexBatch();
     if (this.indexer) {
-      const batch = new IndexBatch();
       batch.add(resource.resourceType, id, this.indexer(stamped));
-      await batch.write(this.q, [{ resourceType: resource.resourceType, id }]);
     }
+    await this.writeVersion(resource.resourceType, id, versionId, lastUpdated, false, options.method ?? 'PUT', json, batch.json());
     const method = options.method ?? 'PUT';
     return {
       version: { resourceType: resource.resourceType, id, versionId: String(versionId), lastUpdated, deleted: false, method, json },
@@ -394,10 +368,7 @@ class PgWriter extends PgReader implements StoreWriter {
     checkIfMatch(resourceType, id, current.version_id, options.ifMatch);
     const versionId = current.version_id + 1;
     const lastUpdated = new Date().toISOString();
-    await this.writeVersion(resourceType, id, versionId, lastUpdated, true, 'DELETE', null);
-    if (this.indexer) {
-      await deleteIndexRows(this.q, resourceType, id);
-    }
+    await this.writeVersion(resourceType, id, versionId, lastUpdated, true, 'DELETE', null, null);
     return { resourceType, id, versionId: String(versionId), lastUpdated, deleted: true, method: 'DELETE' };
   }
 
@@ -413,6 +384,7 @@ class PgWriter extends PgReader implements StoreWriter {
     return rows[0];
   }
 
+  /** Writes a new version of a locked resource and replaces its index rows (continuum_write_version). */
   private async writeVersion(
     resourceType: string,
     id: string,
@@ -421,15 +393,11 @@ class PgWriter extends PgReader implements StoreWriter {
     deleted: boolean,
     method: string,
     json: string | null,
+    index: string | null,
   ): Promise<void> {
     await this.q.query(
-      `WITH c AS (
-         UPDATE resource_current SET version_id = $3, last_updated = $4, deleted = $5, content = $7
-         WHERE resource_type = $1 AND id = $2 RETURNING 1
-       )
-       INSERT INTO resource_version (resource_type, id, version_id, last_updated, deleted, method, content)
-       SELECT $1, $2, $3, $4, $5, $6, $7 FROM c`,
-      [resourceType, id, versionId, lastUpdated, deleted, method, json],
+      'SELECT continuum_write_version($1, $2, $3, $4::timestamptz, $5, $6, $7, $8::jsonb)',
+      [resourceType, id, versionId, lastUpdated, deleted, method, json, index],
       { prepare: true },
     );
   }
@@ -542,7 +510,9 @@ export class PgStore extends PgReader implements Store {
         for (const r of found) {
           batch.add(r.resource_type, r.id, indexer(JSON.parse(r.content) as ResourceLike));
         }
-        await batch.write(q, found.map((r) => ({ resourceType: r.resource_type, id: r.id })));
+        if (found.length > 0) {
+          await replaceIndexRows(q, found.map((r) => ({ resourceType: r.resource_type, id: r.id })), batch);
+        }
         return found;
       });
       if (rows.length === 0) {
