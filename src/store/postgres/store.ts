@@ -15,6 +15,7 @@ import type {
 import type { IndexRows } from '../../search/extract/rows';
 import type { Driver, Queryable } from './driver';
 import { IndexBatch, type Indexer, replaceIndexRows } from './index-writer';
+import { LazyTransaction } from './lazy-transaction';
 import { cacheKey, ReadCache } from './read-cache';
 import { filterSql, keysetSql, sortColumns, SqlParams } from './search-sql';
 
@@ -246,7 +247,12 @@ class PgWriter extends PgReader implements StoreWriter {
 
   /** Writes the queued creates. A create whose id already exists fails the transaction (409). */
   async flush(): Promise<void> {
-    const clash = await this.writePending();
+    await this.flushWith(this.q);
+  }
+
+  /** flush() through another connection: the store's own, when no transaction was needed. */
+  async flushWith(q: Queryable): Promise<void> {
+    const clash = await this.writePending(q);
     if (clash) {
       throw conflict(`${clash.resourceType}/${clash.id} already exists`);
     }
@@ -254,7 +260,7 @@ class PgWriter extends PgReader implements StoreWriter {
 
   /** Writes the queued creates; false when one of them already existed (and was not written). */
   private async flushInserted(): Promise<boolean> {
-    return (await this.writePending()) === undefined;
+    return (await this.writePending(this.q)) === undefined;
   }
 
   /**
@@ -262,7 +268,7 @@ class PgWriter extends PgReader implements StoreWriter {
    * first create whose id already existed, if any. (Its index rows went in regardless: the caller either fails
    * the transaction or replaces them with an update.)
    */
-  private async writePending(): Promise<PendingCreate | undefined> {
+  private async writePending(q: Queryable): Promise<PendingCreate | undefined> {
     if (this.pending.length === 0) {
       return undefined;
     }
@@ -274,7 +280,7 @@ class PgWriter extends PgReader implements StoreWriter {
         batch.add(r.resourceType, r.id, r.index);
       }
     }
-    const inserted = await this.q.query<{ id: string }>(
+    const inserted = await q.query<{ id: string }>(
       'SELECT continuum_create($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::jsonb) AS id',
       [
         rows.map((r) => r.resourceType),
@@ -462,18 +468,25 @@ export class PgStore extends PgReader implements Store {
   }
 
   async transaction<T>(fn: (writer: StoreWriter) => Promise<T>): Promise<T> {
-    let writer: PgWriter | undefined;
+    const tx = new LazyTransaction(this.driver);
+    const writer = new PgWriter(tx.queryable, this.kind, this.indexer);
     try {
-      return await this.driver.transaction(async (q) => {
-        writer = new PgWriter(q, this.kind, this.indexer);
-        const result = await fn(writer);
+      const result = await fn(writer);
+      if (tx.started) {
         await writer.flush();
-        // Before COMMIT too: a cached version must not outlive the write by even a tick.
-        this.cache?.invalidate(writer.touched);
-        return result;
-      });
+      } else {
+        // Nothing was sent yet: the queued creates are one statement, atomic without BEGIN.
+        await writer.flushWith(this.driver);
+      }
+      // Before COMMIT too: a cached version must not outlive the write by even a tick.
+      this.cache?.invalidate(writer.touched);
+      await tx.end(true);
+      return result;
+    } catch (err) {
+      await tx.end(false, err);
+      throw err;
     } finally {
-      if (writer && writer.touched.size > 0) {
+      if (writer.touched.size > 0) {
         this.cache?.invalidate(writer.touched);
       }
     }
