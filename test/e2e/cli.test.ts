@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { Bundle, Observation, Patient } from '@medplum/fhirtypes';
 import { freshSchema, usingPostgres } from '../support/server';
+import { startServe } from '../support/process';
 
 const ROOT = join(__dirname, '..', '..');
 const CLI = join(ROOT, 'dist', 'src', 'cli.js');
@@ -88,17 +89,6 @@ async function newStore(): Promise<string[]> {
   return ['--data-dir', dir];
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      srv.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
 interface Served {
   get: <T = Record<string, unknown>>(path: string) => Promise<{ status: number; body: T }>;
   stop: () => Promise<number | null>;
@@ -106,36 +96,8 @@ interface Served {
 
 /** `continuum serve` on `storeArgs`, once GET /metadata answers. */
 async function serve(storeArgs: string[]): Promise<Served> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', String(port), ...storeArgs], {
-    cwd,
-    env: childEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const { child, base, exited } = await startServe(storeArgs, { cwd, env: childEnv() });
   children.push(child);
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) {
-      throw new Error(`continuum serve exited with ${child.exitCode}:\n${out}`);
-    }
-    const ok = await fetch(`${base}/metadata`).then(
-      (r) => r.arrayBuffer().then(() => r.status === 200),
-      () => false,
-    );
-    if (ok) {
-      break;
-    }
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`continuum serve did not answer GET /metadata within 60 s:\n${out}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
   return {
     get: async <T>(path: string) => {
       const res = await fetch(`${base}/${path}`);
@@ -144,7 +106,7 @@ async function serve(storeArgs: string[]): Promise<Served> {
     },
     stop: () => {
       child.kill('SIGTERM');
-      return exited;
+      return exited.then((e) => e.code);
     },
   };
 }

@@ -5,81 +5,21 @@
  * Always runs on the embedded store (even when DATABASE_URL is set): it is about PGlite's files.
  * Runs the compiled CLI (`npm run build` first; `npm test` does it).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Bundle, Patient } from '@medplum/fhirtypes';
 import { patient } from '../support/builders';
 import { FHIR_JSON } from '../support/server';
+import { type ServeProcess, startServe } from '../support/process';
 
-const ROOT = join(__dirname, '..', '..');
-const CLI = join(ROOT, 'dist', 'src', 'cli.js');
 
 jest.setTimeout(180_000);
 
-/** A port nobody listens on right now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      srv.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-interface Served {
-  child: ChildProcess;
-  base: string;
-  output: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/** `continuum serve --data-dir <dir>` on a free port, resolved once GET /metadata answers 200. */
-async function serve(dataDir: string): Promise<Served> {
-  const port = await freePort();
-  const env = { ...process.env };
-  delete env.DATABASE_URL; // this file is about the embedded store
-  delete env.PORT;
-  delete env.HOST;
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', String(port), '--data-dir', dataDir], {
-    cwd: ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  let gone = false;
-  void exited.then(() => (gone = true));
-  const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (gone) {
-      throw new Error(`continuum serve exited before it answered:\n${out}`);
-    }
-    try {
-      const res = await fetch(`${base}/metadata`);
-      if (res.status === 200) {
-        await res.arrayBuffer();
-        break;
-      }
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`continuum serve did not answer GET /metadata within 60 s:\n${out}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { child, base, output: () => out, exited };
+/** `continuum serve --data-dir <dir>` on the embedded store, once GET /metadata answers. */
+function serve(dataDir: string): Promise<ServeProcess> {
+  return startServe(['--data-dir', dataDir]);
 }
 
 async function call(

@@ -7,19 +7,16 @@
  * `npm test` does it). Without DATABASE_URL the embedded store is checked to serialise the same
  * conflicting writes instead, so this file always asserts something.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { join } from 'node:path';
 import type { Bundle, Patient } from '@medplum/fhirtypes';
 import { Client } from 'pg';
 import { createContinuum, type Continuum } from '../../src/server';
 import { MIGRATIONS_DIR } from '../../src/store/postgres/migrate';
 import { patient } from '../support/builders';
 import { FHIR_JSON, freshSchema, startTestServer, usingPostgres } from '../support/server';
+import { startServe } from '../support/process';
 
-const ROOT = join(__dirname, '..', '..');
-const CLI = join(ROOT, 'dist', 'src', 'cli.js');
 const MIGRATIONS = readdirSync(MIGRATIONS_DIR)
   .filter((f) => f.endsWith('.sql'))
   .sort();
@@ -33,17 +30,6 @@ interface Reply {
 
 type Call = (method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<Reply>;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      srv.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
 interface Served {
   name: string;
   call: Call;
@@ -53,38 +39,8 @@ interface Served {
 
 /** `continuum serve --database-url <url>` on a free port, once GET /metadata answers. */
 async function serve(name: string, databaseUrl: string): Promise<Served> {
-  const port = await freePort();
-  const env = { ...process.env };
-  delete env.DATABASE_URL;
-  delete env.PORT;
-  delete env.HOST;
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', String(port), '--database-url', databaseUrl], {
-    cwd: ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) {
-      throw new Error(`${name}: continuum serve exited with ${child.exitCode}:\n${out}`);
-    }
-    const ok = await fetch(`${base}/metadata`).then(
-      (r) => r.arrayBuffer().then(() => r.status === 200),
-      () => false,
-    );
-    if (ok) {
-      break;
-    }
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`${name}: continuum serve did not answer GET /metadata within 60 s:\n${out}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const { child, base, output } = await startServe(['--database-url', databaseUrl], { label: name });
+  const out = output;
   const call: Call = async (method, path, body, headers = {}) => {
     const res = await fetch(`${base}/${path}`, {
       method,
@@ -93,11 +49,11 @@ async function serve(name: string, databaseUrl: string): Promise<Served> {
     });
     const text = await res.text();
     if (res.status >= 500) {
-      throw new Error(`${name}: ${method} ${path} answered ${res.status} ${text}\n${out}`);
+      throw new Error(`${name}: ${method} ${path} answered ${res.status} ${text}\n${out()}`);
     }
     return { status: res.status, body: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
   };
-  return { name, call, output: () => out, child };
+  return { name, call, output, child };
 }
 
 const versionOf = (r: Reply): string | undefined => (r.body.meta as { versionId?: string } | undefined)?.versionId;

@@ -1,0 +1,77 @@
+/**
+ * Running the compiled `continuum` command as a child process (built by `npm test` before jest).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+
+export const ROOT = join(__dirname, '..', '..');
+export const CLI = join(ROOT, 'dist', 'src', 'cli.js');
+
+/** A port nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      srv.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** The environment for a child: the test's own, without the settings the arguments must decide. */
+export function cleanEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.DATABASE_URL;
+  delete env.PORT;
+  delete env.HOST;
+  return env;
+}
+
+export interface ServeProcess {
+  child: ChildProcess;
+  base: string;
+  /** Everything the child printed so far (stdout and stderr). */
+  output: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * `continuum serve --port <free port> ...args`, resolved once GET /metadata answers 200 (at most
+ * 60 s). Fails with the child's output if it exits or does not answer.
+ */
+export async function startServe(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; label?: string } = {}): Promise<ServeProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', String(port), ...args], {
+    cwd: options.cwd ?? ROOT,
+    env: options.env ?? cleanEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const label = options.label ? `${options.label}: ` : '';
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`${label}continuum serve exited before it answered:\n${out}`);
+    }
+    const ok = await fetch(`${base}/metadata`).then(
+      (r) => r.arrayBuffer().then(() => r.status === 200),
+      () => false,
+    );
+    if (ok) {
+      return { child, base, output: () => out, exited };
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`${label}continuum serve did not answer GET /metadata within 60 s:\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
