@@ -17,7 +17,7 @@ import type { Driver, Queryable } from './driver';
 import { IndexBatch, type Indexer, replaceIndexRows } from './index-writer';
 import { LazyTransaction } from './lazy-transaction';
 import { cacheKey, ReadCache } from './read-cache';
-import { filterSql, keysetSql, sortColumns, SqlParams } from './search-sql';
+import { filterSql, keysetSql, type SortColumn, sortColumns, SqlParams } from './search-sql';
 
 interface CurrentRow {
   version_id: number;
@@ -113,8 +113,8 @@ class PgReader implements StoreReader {
   }
 
 
-  async search(query: SearchQuery): Promise<SearchPage> {
-    const p = new SqlParams();
+  /** The WHERE clause of a search (resource type and filters) over resource_current `r`. */
+  private whereOf(query: SearchQuery, p: SqlParams): string[] {
     const where = ['NOT r.deleted'];
     const types = Array.isArray(query.resourceType) ? query.resourceType : [query.resourceType];
     if (types.length === 1) {
@@ -125,6 +125,25 @@ class PgReader implements StoreReader {
     for (const f of query.filters) {
       where.push(filterSql(f, 'r', p));
     }
+    return where;
+  }
+
+  /** The SQL of one page of a search (count + 1 rows, in sort order, after the cursor). */
+  private pageSql(query: SearchQuery, where: string[], p: SqlParams): { sql: string; cols: SortColumn[] } {
+    const cols = sortColumns(query.sort ?? [{ kind: 'lastUpdated', descending: false }], 'r', p).map((c) =>
+      query.reverse ? { ...c, descending: !c.descending } : c,
+    );
+    const conditions = query.after ? [...where, keysetSql(cols, query.after, p)] : where;
+    const select = cols.map((c, i) => `${c.expr} AS s${i}`).join(', ');
+    const order = cols.map((c, i) => `s${i}${c.descending ? ' DESC' : ''}`).join(', ');
+    const sql = `SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.content, ${select}
+       FROM resource_current r WHERE ${conditions.join(' AND ')} ORDER BY ${order} LIMIT ${p.add(query.count + 1, 'int')}`;
+    return { sql, cols };
+  }
+
+  async search(query: SearchQuery): Promise<SearchPage> {
+    const p = new SqlParams();
+    const where = this.whereOf(query, p);
     let total: number | undefined;
     if (query.total) {
       const rows = await this.q.query<{ n: string | number }>(`SELECT count(*) AS n FROM resource_current r WHERE ${where.join(' AND ')}`, p.values);
@@ -133,19 +152,8 @@ class PgReader implements StoreReader {
     if (query.count === 0) {
       return { versions: [], more: false, total };
     }
-    const cols = sortColumns(query.sort ?? [{ kind: 'lastUpdated', descending: false }], 'r', p).map((c) =>
-      query.reverse ? { ...c, descending: !c.descending } : c,
-    );
-    if (query.after) {
-      where.push(keysetSql(cols, query.after, p));
-    }
-    const select = cols.map((c, i) => `${c.expr} AS s${i}`).join(', ');
-    const order = cols.map((c, i) => `s${i}${c.descending ? ' DESC' : ''}`).join(', ');
-    const rows = await this.q.query<CurrentRow & { resource_type: string; id: string; [k: string]: unknown }>(
-      `SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.content, ${select}
-       FROM resource_current r WHERE ${where.join(' AND ')} ORDER BY ${order} LIMIT ${p.add(query.count + 1, 'int')}`,
-      p.values,
-    );
+    const { sql, cols } = this.pageSql(query, where, p);
+    const rows = await this.q.query<CurrentRow & { resource_type: string; id: string; [k: string]: unknown }>(sql, p.values);
     const page = rows.slice(0, query.count);
     const position = (row: Record<string, unknown> | undefined): unknown[] | undefined =>
       row ? cols.map((_, i) => cursorValue(row[`s${i}`])) : undefined;
@@ -156,6 +164,14 @@ class PgReader implements StoreReader {
       more: rows.length > query.count,
       total,
     };
+  }
+
+  /** The query plan PostgreSQL chooses for a search page (diagnostics and plan tests). */
+  async explain(query: SearchQuery): Promise<string> {
+    const p = new SqlParams();
+    const { sql } = this.pageSql(query, this.whereOf(query, p), p);
+    const rows = await this.q.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${sql}`, p.values);
+    return rows.map((r) => r['QUERY PLAN']).join('\n');
   }
 
   async includes(query: IncludeQuery): Promise<StoredVersion[]> {

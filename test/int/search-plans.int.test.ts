@@ -1,0 +1,108 @@
+/**
+ * The common searches use indexes on a store of realistic size: 10,000 Patients and 200,000
+ * Observations (index rows generated in SQL, which is much faster than loading resources), read
+ * through EXPLAIN. Runs on the store under test (PGlite runs the same planner as the server).
+ */
+import type { Driver } from '../../src/store/postgres/driver';
+import { migrate } from '../../src/store/postgres/migrate';
+import { openNodePg } from '../../src/store/postgres/nodepg';
+import { openPglite } from '../../src/store/postgres/pglite';
+import { PgStore } from '../../src/store/postgres/store';
+import { createRegistry } from '../../src/search/definitions';
+import { SearchParser } from '../../src/search/parse';
+import { isResourceType } from '../../src/validation/schema';
+import { freshSchema, usingPostgres } from '../support/server';
+
+jest.setTimeout(300_000);
+
+const PATIENTS = 10_000;
+const OBSERVATIONS = 200_000;
+
+let driver: Driver;
+let store: PgStore;
+let drop: (() => Promise<void>) | undefined;
+const parser = new SearchParser(createRegistry(), { lenient: false, baseUrl: 'http://continuum.test', defaultCount: 20, maxCount: 1000, isResourceType });
+
+const DATA = `
+INSERT INTO resource_current (resource_type, id, version_id, last_updated, deleted, content)
+SELECT 'Patient', 'p' || g, 1, timestamptz '2020-01-01' + g * interval '1 minute', false, '{"resourceType":"Patient","id":"p' || g || '"}'
+FROM generate_series(1, ${PATIENTS}) g;
+INSERT INTO search_string (resource_type, id, code, value, normalized)
+SELECT 'Patient', 'p' || g, c, 'Name' || g, 'name' || g FROM generate_series(1, ${PATIENTS}) g, unnest(ARRAY['name', 'family']) c;
+INSERT INTO search_token (resource_type, id, code, system, value)
+SELECT 'Patient', 'p' || g, 'identifier', 'urn:mrn', 'mrn' || g FROM generate_series(1, ${PATIENTS}) g;
+INSERT INTO search_token (resource_type, id, code, system, value)
+SELECT 'Patient', 'p' || g, 'gender', NULL, CASE WHEN g % 2 = 0 THEN 'female' ELSE 'male' END FROM generate_series(1, ${PATIENTS}) g;
+INSERT INTO search_date (resource_type, id, code, start_at, end_at)
+SELECT 'Patient', 'p' || g, 'birthdate', d, d + interval '1 day'
+FROM (SELECT g, timestamptz '1930-01-01' + (g % 25000) * interval '1 day' AS d FROM generate_series(1, ${PATIENTS}) g) x;
+
+INSERT INTO resource_current (resource_type, id, version_id, last_updated, deleted, content)
+SELECT 'Observation', 'o' || g, 1, timestamptz '2021-01-01' + g * interval '1 minute', false, '{"resourceType":"Observation","id":"o' || g || '"}'
+FROM generate_series(1, ${OBSERVATIONS}) g;
+INSERT INTO search_reference (resource_type, id, code, target_type, target_id)
+SELECT 'Observation', 'o' || g, c, 'Patient', 'p' || (g % ${PATIENTS} + 1) FROM generate_series(1, ${OBSERVATIONS}) g, unnest(ARRAY['subject', 'patient']) c;
+INSERT INTO search_token (resource_type, id, code, system, value)
+SELECT 'Observation', 'o' || g, 'code', 'http://loinc.org', (ARRAY['85354-9', '29463-7', '8302-2', '2339-0', '4548-4'])[g % 5 + 1]
+FROM generate_series(1, ${OBSERVATIONS}) g;
+INSERT INTO search_date (resource_type, id, code, start_at, end_at)
+SELECT 'Observation', 'o' || g, c, t, t + interval '1 second'
+FROM (SELECT g, timestamptz '2019-01-01' + g * interval '7 minutes' AS t FROM generate_series(1, ${OBSERVATIONS}) g) x, unnest(ARRAY['date', '_lastUpdated']) c;
+ANALYZE;
+`;
+
+beforeAll(async () => {
+  if (usingPostgres()) {
+    const schema = await freshSchema();
+    drop = schema.drop;
+    driver = await openNodePg(schema.url, 2);
+  } else {
+    driver = await openPglite(undefined);
+  }
+  await migrate(driver);
+  await driver.exec(DATA);
+  store = new PgStore(driver);
+});
+
+afterAll(async () => {
+  await store?.close();
+  await drop?.();
+});
+
+function query(type: string, qs: string): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const [k, v] of new URLSearchParams(qs)) {
+    (out[k] ??= []).push(v);
+  }
+  return out;
+}
+
+async function planOf(type: string, qs: string): Promise<string> {
+  const parsed = parser.parse(type, query(type, qs));
+  return store.explain({ resourceType: type, filters: parsed.filters, count: parsed.count, sort: parsed.sort });
+}
+
+describe('query plans on 10,000 Patients and 200,000 Observations', () => {
+  test.each([
+    ['token', 'Patient', 'identifier=urn:mrn|mrn5000'],
+    ['string', 'Patient', 'name=name5000'],
+    ['reference', 'Observation', 'subject=Patient/p42'],
+    ['date (one day)', 'Observation', 'date=2019-06-01'],
+    ['_lastUpdated (the newest writes)', 'Observation', '_lastUpdated=gt2021-05-10'],
+    ['chained one level', 'Observation', 'subject:Patient.name=name42'],
+    ['reference + token, sorted by date', 'Observation', 'subject=Patient/p42&code=http://loinc.org|85354-9&_sort=-date'],
+  ])('%s: %s?%s uses indexes, no sequential scan', async (_kind, type, qs) => {
+    const plan = await planOf(type, qs);
+    if (process.env.SHOW_PLANS) {
+      console.log(`${type}?${qs}\n${plan}`);
+    }
+    expect({ qs, plan }).toEqual({ qs, plan: expect.not.stringMatching(/Seq Scan on (search_\w+|resource_current)/) });
+    expect(plan).toMatch(/Index (Only )?Scan|Bitmap Index Scan/);
+  });
+
+  test('a broad search (5,000 matches) finds them through the index, not by scanning every resource', async () => {
+    const plan = await planOf('Patient', 'gender=female&_count=20');
+    expect(plan).toMatch(/Limit/);
+    expect(plan).not.toMatch(/Seq Scan on resource_current/);
+  });
+});
