@@ -203,6 +203,9 @@ export class SearchParser {
         if (value === '' && name !== '_cursor') {
           continue; // search.html: empty parameters are ignored
         }
+        if (value.includes('\u0000') || name.includes('\u0000')) {
+          throw badRequest(`Search parameter '${name.replace(/\u0000/g, '\\0')}' contains the NUL character, which no value can hold`);
+        }
         try {
           if (RESULT_PARAMS.has(name)) {
             this.resultParam(resourceType, name, value, out);

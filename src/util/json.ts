@@ -69,6 +69,10 @@ export function parseJsonBody(raw: Buffer, maxDepth: number): unknown {
   } catch (err) {
     throw badRequest(`The body is not valid JSON: ${(err as Error).message}`);
   }
+  // PostgreSQL text cannot hold U+0000: refuse it here rather than fail in the store.
+  if ((text.includes('\\u0000') || text.includes('\u0000')) && containsNul(parsed)) {
+    throw badRequest('JSON strings may not contain the NUL character (\\u0000)');
+  }
   // Cheap pre-check: only walk the tree when one of the names appears in the text at all.
   if (DANGEROUS_KEYS.some((k) => text.includes(`"${k}"`))) {
     const at = findDangerousKey(parsed);
@@ -77,4 +81,27 @@ export function parseJsonBody(raw: Buffer, maxDepth: number): unknown {
     }
   }
   return parsed;
+}
+
+/** Whether any string (key or value) in a parsed value contains U+0000 (iteratively). */
+function containsNul(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === 'string') {
+      if (v.includes('\u0000')) {
+        return true;
+      }
+    } else if (Array.isArray(v)) {
+      stack.push(...v);
+    } else if (typeof v === 'object' && v !== null) {
+      for (const [k, child] of Object.entries(v)) {
+        if (k.includes('\u0000')) {
+          return true;
+        }
+        stack.push(child);
+      }
+    }
+  }
+  return false;
 }

@@ -516,3 +516,17 @@ describe('bad input: body over the size limit', () => {
     expect(await historyTotal(server)).toBe(before);
   });
 });
+
+describe('NUL characters', () => {
+  test('in a resource: 400, nothing stored', async () => {
+    const server2 = await startTestServer();
+    try {
+      const res = await server2.request().post('/Patient').set('Content-Type', 'application/fhir+json').send('{"resourceType":"Patient","name":[{"family":"a\\u0000b"}]}');
+      expect(res.status).toBe(400);
+      expect(res.body.issue[0].diagnostics).toContain('NUL character');
+      expect((await server2.request().get('/Patient/_history')).body.total).toBe(0);
+    } finally {
+      await server2.close();
+    }
+  });
+});

@@ -39,3 +39,8 @@ describe('safe JSON parsing', () => {
     expect(parseJsonBody(Buffer.from('  '), 64)).toBeUndefined();
   });
 });
+
+test('a NUL character in any string is a 400 (PostgreSQL text cannot hold it); the escaped text \\\\u0000 is fine', () => {
+  expect(() => parseJsonBody(Buffer.from('{"resourceType":"Patient","name":[{"family":"a\\u0000b"}]}'), 64)).toThrow(/NUL character/);
+  expect(parseJsonBody(Buffer.from('{"resourceType":"Patient","text":{"div":"\\\\u0000"}}'), 64)).toEqual({ resourceType: 'Patient', text: { div: '\\u0000' } });
+});
