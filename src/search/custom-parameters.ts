@@ -66,7 +66,7 @@ export function checkSearchParameter(resource: Resource): OperationOutcomeIssue[
 export function applySearchParameter(registry: SearchParamRegistry, resource: Resource, deleted: boolean): void {
   const sp = resource as unknown as SearchParameterResource;
   if (deleted || sp.status !== 'active') {
-    registry.remove(sp.url);
+    registry.remove(sp.url, { keepBase: true });
   } else {
     registry.add(sp);
   }

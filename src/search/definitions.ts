@@ -222,7 +222,7 @@ function trial(d: SearchParamDef): void {
 
 export class SearchParamRegistry {
   /** url -> the (lite) resource and its per-base definitions. */
-  private readonly entries = new Map<string, { sp: SearchParameterResource; defs: SearchParamDef[] }>();
+  private readonly entries = new Map<string, { sp: SearchParameterResource; defs: SearchParamDef[]; source: 'base' | 'added' }>();
   /** base type -> code -> definitions, the last added winning. */
   private readonly byBase = new Map<string, Map<string, SearchParamDef[]>>();
   private readonly typeCache = new Map<string, { defs: SearchParamDef[]; byCode: Map<string, SearchParamDef> }>();
@@ -235,6 +235,11 @@ export class SearchParamRegistry {
   add(sp: SearchParameterResource, options: AddOptions = {}): SearchParamDef[] {
     check(sp);
     const source = options.source ?? 'added';
+    const existing = this.entries.get(sp.url);
+    if (source === 'added' && existing?.source === 'base') {
+      // A stored copy of an R4 SearchParameter (same url) never replaces the built-in definition.
+      return existing.defs;
+    }
     // The base set is already in its lite form; anything else is copied (callers may mutate theirs).
     const kept = source === 'base' ? sp : lite(sp);
     const union = kept.expression ? splitUnion(kept.expression).map((part) => ({ part, root: branchRoot(part) })) : [];
@@ -245,7 +250,7 @@ export class SearchParamRegistry {
       }
     }
     this.remove(kept.url);
-    this.entries.set(kept.url, { sp: kept, defs });
+    this.entries.set(kept.url, { sp: kept, defs, source });
     for (const d of defs) {
       let codes = this.byBase.get(d.base);
       if (!codes) {
@@ -296,10 +301,13 @@ export class SearchParamRegistry {
     return { added, problems };
   }
 
-  /** Removes a SearchParameter by url; a base definition it shadowed applies again. */
-  remove(url: string): boolean {
+  /**
+   * Removes a SearchParameter by url; a base definition it shadowed applies again. With
+   * `keepBase`, a built-in R4 definition is never removed (used for API writes and deletes).
+   */
+  remove(url: string, options: { keepBase?: boolean } = {}): boolean {
     const entry = this.entries.get(url);
-    if (!entry) {
+    if (!entry || (options.keepBase && entry.source === 'base')) {
       return false;
     }
     this.entries.delete(url);

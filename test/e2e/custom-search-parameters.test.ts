@@ -59,3 +59,22 @@ describe('SearchParameters created through the API', () => {
     expect((await server.request().get('/Patient?tmp-colour=x')).status).toBe(400);
   });
 });
+
+describe('stored copies of R4 SearchParameters', () => {
+  test('a draft with a built-in url does not remove the built-in parameter, nor does deleting it', async () => {
+    const builtIn = 'http://hl7.org/fhir/SearchParameter/Patient-birthdate';
+    const draft = await post({ ...colourParam, url: builtIn, code: 'birthdate', status: 'draft', type: 'date', expression: 'Patient.birthDate' }, '/SearchParameter');
+    expect(draft.status).toBe(201);
+    expect((await server.request().get('/Patient?birthdate=1950')).status).toBe(200);
+    await server.request().delete(`/SearchParameter/${draft.body.id}`);
+    expect((await server.request().get('/Patient?birthdate=1950')).status).toBe(200);
+  });
+
+  test('an active copy with a built-in url leaves the built-in definition in charge', async () => {
+    const builtIn = 'http://hl7.org/fhir/SearchParameter/individual-gender';
+    const copy = await post({ ...colourParam, url: builtIn, code: 'gender', base: ['Patient'], type: 'token', expression: 'Patient.gender' }, '/SearchParameter');
+    expect(copy.status).toBe(201);
+    await server.request().delete(`/SearchParameter/${copy.body.id}`);
+    expect((await server.request().get('/Patient?gender=female')).status).toBe(200);
+  });
+});
