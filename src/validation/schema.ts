@@ -36,16 +36,23 @@ function compiler(): Ajv {
     // The published schema gives complex types no `"type": "object"` (so a string passes as a
     // CodeableConcept) and omits min >= 1 for primitives (which may come as `_x`): add both.
     const required = (elementFlags as { required: Record<string, string[][]> }).required;
+    const defOfPath = backboneDefinitions(schemaSource.definitions);
     const definitions: Record<string, Record<string, unknown>> = {};
     for (const [name, def] of Object.entries(schemaSource.definitions)) {
-      const patched: Record<string, unknown> = { ...def, properties: withR401(def.properties) };
+      const patched: Record<string, unknown> = { ...def, properties: patchProperties(def.properties) };
       if (def.properties && def.type === undefined) {
         patched.type = 'object';
       }
-      if (required[name]) {
-        patched.fhirRequired = required[name];
+      if (def.pattern === STRING_PATTERN) {
+        patched.pattern = '^[\\s\\S]+$';
       }
       definitions[name] = patched;
+    }
+    for (const [path, groups] of Object.entries(required)) {
+      const name = path.includes('.') ? defOfPath.get(path) : path;
+      if (name && definitions[name]) {
+        definitions[name].fhirRequired = groups;
+      }
     }
     definitions.ResourceList = {
       type: 'object',
@@ -150,18 +157,67 @@ function collectNested(root: Record<string, unknown>, base: string, out: { value
 }
 
 /**
- * The published schema's FHIRVersion code list stops at 4.0.0, so it refuses R4's own `4.0.1`
- * (e.g. StructureDefinition.fhirVersion): add it.
+ * The string pattern `[ \r\n\t\S]+` is XML Schema's, where `\S` is "not one of those four": any
+ * character. In JavaScript `\S` also excludes Unicode spaces (e.g. no-break space), which FHIR allows.
  */
-function withR401(properties: unknown): unknown {
+const STRING_PATTERN = '^[ \\r\\n\\t\\S]+$';
+
+type PropertySchema = { $ref?: string; items?: { $ref?: string; enum?: string[] }; enum?: string[]; type?: string };
+
+/**
+ * Fixes the published schema's properties:
+ * - the FHIRVersion code list stops at 4.0.0, so it refuses R4's own `4.0.1`: add it;
+ * - some primitives (canonical ones, e.g. StructureDefinition.baseDefinition) lack their `_x`
+ *   sibling for id and extensions: add it.
+ */
+function patchProperties(properties: unknown): unknown {
   if (typeof properties !== 'object' || properties === null) {
     return properties;
   }
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(properties as Record<string, { enum?: string[] }>)) {
-    out[k] = v.enum?.includes('4.0.0') && !v.enum.includes('4.0.1') ? { ...v, enum: [...v.enum, '4.0.1'] } : v;
+  const props = properties as Record<string, PropertySchema>;
+  for (const [k, v] of Object.entries(props)) {
+    let p: PropertySchema = v;
+    if (p.enum?.includes('4.0.0') && !p.enum.includes('4.0.1')) {
+      p = { ...p, enum: [...p.enum, '4.0.1'] };
+    }
+    if (p.items?.enum?.includes('4.0.0') && !p.items.enum.includes('4.0.1')) {
+      p = { ...p, items: { ...p.items, enum: [...p.items.enum, '4.0.1'] } };
+    }
+    out[k] = p;
+    const ref = p.$ref ?? p.items?.$ref;
+    const target = ref?.split('/').pop() ?? '';
+    if (!k.startsWith('_') && /^[a-z]/.test(target) && !(`_${k}` in props)) {
+      out[`_${k}`] = p.items ? { type: 'array', items: { $ref: '#/definitions/Element' } } : { $ref: '#/definitions/Element' };
+    }
   }
   return out;
+}
+
+/**
+ * Element path -> schema definition name for backbone elements (`CodeSystem.concept.property` ->
+ * `CodeSystem_Property1`), found by walking each type's properties; the first path to reach a
+ * definition owns it (later ones are contentReferences such as Questionnaire.item.item).
+ */
+function backboneDefinitions(definitions: Record<string, Record<string, unknown>>): Map<string, string> {
+  const byPath = new Map<string, string>();
+  const seen = new Set<string>();
+  const stack: [string, string][] = Object.keys(definitions)
+    .filter((n) => /^[A-Z][A-Za-z]*$/.test(n))
+    .map((n) => [n, n]);
+  while (stack.length > 0) {
+    const [name, path] = stack.pop() as [string, string];
+    const props = (definitions[name]?.properties ?? {}) as Record<string, PropertySchema>;
+    for (const [k, p] of Object.entries(props)) {
+      const target = (p.$ref ?? p.items?.$ref)?.split('/').pop();
+      if (target && target.startsWith(`${name.split('_')[0]}_`) && !seen.has(target)) {
+        seen.add(target);
+        byPath.set(`${path}.${k}`, target);
+        stack.push([target, `${path}.${k}`]);
+      }
+    }
+  }
+  return byPath;
 }
 
 /** `valueQuantity`, `valueString`, ... -> `value`. */

@@ -46,3 +46,38 @@ test('R4 4.0.1 is an accepted FHIR version (the published schema stops at 4.0.0)
   const wrong = validateStructure({ resourceType: 'CapabilityStatement', status: 'active', date: '2026-01-01', kind: 'instance', fhirVersion: '9.9.9', format: ['json'] });
   expect(wrong[0].expression).toEqual(['CapabilityStatement.fhirVersion']);
 });
+
+describe('fixes to the published R4 JSON schema (found loading the official R4 examples)', () => {
+  test('min >= 1 rules follow the element path, not a guessed definition name', () => {
+    // CodeSystem.property needs no value; CodeSystem.concept.property needs value[x].
+    const base = { resourceType: 'CodeSystem', status: 'active', content: 'complete' };
+    expect(validateStructure({ ...base, property: [{ code: 'p', type: 'string' }] })).toEqual([]);
+    const missing = validateStructure({ ...base, property: [{ code: 'p', type: 'string' }], concept: [{ code: 'c', property: [{ code: 'p' }] }] });
+    expect(missing.map((i) => i.expression?.[0])).toEqual(['CodeSystem.concept[0].property[0].value[x]']);
+  });
+
+  test('every primitive may carry extensions in its _x sibling, canonical ones too', () => {
+    const sd = {
+      resourceType: 'StructureDefinition',
+      url: 'http://example.org/sd',
+      name: 'X',
+      status: 'draft',
+      kind: 'resource',
+      abstract: false,
+      type: 'Patient',
+      baseDefinition: 'http://hl7.org/fhir/StructureDefinition/Patient',
+      _baseDefinition: { extension: [{ url: 'http://example.org/e', valueString: 'x' }] },
+    };
+    expect(validateStructure(sd)).toEqual([]);
+  });
+
+  test('ImplementationGuide.fhirVersion (a list) accepts 4.0.1', () => {
+    const ig = { resourceType: 'ImplementationGuide', url: 'http://example.org/ig', name: 'X', status: 'draft', packageId: 'x', fhirVersion: ['4.0.1'] };
+    expect(validateStructure(ig)).toEqual([]);
+  });
+
+  test('strings may contain Unicode spaces such as the no-break space, but not be empty', () => {
+    expect(validateStructure({ resourceType: 'Patient', name: [{ family: 'van\u00a0Dijk' }] })).toEqual([]);
+    expect(validateStructure({ resourceType: 'Patient', name: [{ family: '' }] })[0].expression).toEqual(['Patient.name[0].family']);
+  });
+});
