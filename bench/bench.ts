@@ -7,7 +7,8 @@
  * on PostgreSQL too (a fresh schema `bench_<random>` per server, dropped at the end).
  *
  * Cases: bare Express GET (baseline), read by id, create, Synthea import (`continuum import` as a
- * child process) and server RSS after many creates. Results are printed and written to
+ * child process), server RSS after many creates, and search over a generated dataset (see
+ * runSearch: `search-name`, `search-page`, `search-obs`, `search-chain`). Results are printed and written to
  * .bench/results.json. The exit status is non-zero when a case failed (mostly errors, a crashed
  * child, an import that lost most resources); a missed performance target is reported, not fatal.
  *
@@ -17,7 +18,12 @@
  *   BENCH_CONNECTIONS=10      concurrent connections
  *   BENCH_CREATES=100000      creates before reading the server's RSS
  *   BENCH_READ_IDS=1000       patients created up front and read in rotation
- *   BENCH_CASES=bare,read,create,import,memory   which cases to run
+ *   BENCH_CASES=bare,read,create,import,memory,search-name,search-page,search-obs,search-chain
+ *                             which cases to run (default: all)
+ *   BENCH_SEARCH_PATIENTS=10000        patients in the search dataset
+ *   BENCH_SEARCH_OBSERVATIONS=200000   observations in the search dataset (spread over the patients)
+ *   BENCH_SEARCH_ANALYZE=1    run ANALYZE on the store after the import, before the server starts
+ *                             (a diagnosis aid: Continuum itself does not, see the notes of a run)
  *   BENCH_STORES=embedded,postgres   which stores (default: embedded, and postgres when DATABASE_URL is set)
  *   BENCH_SYNTHEA_DIR         bundles to import (default: ../shared/data/synthea from the project root)
  *   BENCH_CPU_PROF=1          run server children with --cpu-prof (profiles in .bench/profiles)
@@ -33,13 +39,16 @@ import { gunzipSync } from 'node:zlib';
 import autocannon from 'autocannon';
 import { Client } from 'pg';
 import { CREATE_BODY } from './fixtures';
+import { CODES, familyName, generateSearchDataset, LOINC, observationDates, QUERY_CODE, type SearchDataset } from './search-data';
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
 
-type CaseName = 'bare' | 'read' | 'create' | 'import' | 'memory';
+const SEARCH_CASES = ['search-name', 'search-page', 'search-obs', 'search-chain'] as const;
+type SearchCaseName = (typeof SEARCH_CASES)[number];
+type CaseName = 'bare' | 'read' | 'create' | 'import' | 'memory' | SearchCaseName;
 type StoreLabel = 'embedded' | 'postgres';
-const ALL_CASES: readonly CaseName[] = ['bare', 'read', 'create', 'import', 'memory'];
+const ALL_CASES: readonly CaseName[] = ['bare', 'read', 'create', 'import', 'memory', ...SEARCH_CASES];
 
 function envNumber(name: string, fallback: number, { integer = false, min = 0 } = {}): number {
   const raw = process.env[name];
@@ -103,6 +112,9 @@ const CONFIG = {
   connections: envNumber('BENCH_CONNECTIONS', 10, { integer: true, min: 1 }),
   creates: envNumber('BENCH_CREATES', 100_000, { integer: true, min: 1 }),
   readIds: envNumber('BENCH_READ_IDS', 1000, { integer: true, min: 1 }),
+  searchPatients: envNumber('BENCH_SEARCH_PATIENTS', 10_000, { integer: true, min: 1 }),
+  searchObservations: envNumber('BENCH_SEARCH_OBSERVATIONS', 200_000, { integer: true, min: 0 }),
+  searchAnalyze: process.env.BENCH_SEARCH_ANALYZE === '1',
   cases: envCases(),
   syntheaDir: resolve(ROOT, process.env.BENCH_SYNTHEA_DIR ?? join('..', 'shared', 'data', 'synthea')),
   cpuProf: process.env.BENCH_CPU_PROF === '1',
@@ -121,6 +133,20 @@ const TARGETS = {
   createPerSec: 1500,
   importPerSec: 3000,
   rssMb: 300,
+  /** `Patient?name=<unique>` */
+  searchNamePerSec: 3500,
+  /** A 20-result page of 10,000 matches. */
+  searchPagePerSec: 1200,
+  /** `Observation?subject=Patient/x&code=http://loinc.org|85354-9&_sort=-date` */
+  searchObsPerSec: 2000,
+  /** A one-level chained search, as a share of the plain one. */
+  chainOfPlain: 0.5,
+};
+
+/** Medplum on the same kind of machine (the Search issue), printed as ratios next to ours. */
+const MEDPLUM = {
+  searchNamePerSec: 1200,
+  searchPagePerSec: 415,
 };
 
 /** A case whose failed requests (non-2xx, errors, timeouts) exceed this share has failed. */
@@ -190,6 +216,8 @@ interface CaseResult {
   import?: ImportStats;
   memory?: MemoryStats;
   ratioToBare?: number;
+  /** A ratio to another figure (Medplum's, or the plain search for the chained one). */
+  reference?: { ratio: number; to: string };
   targets: Target[];
   verdict: Verdict;
   notes: string[];
@@ -340,6 +368,8 @@ interface StoreInstance {
   /** CLI flags selecting the store. */
   args: string[];
   describe: string;
+  /** PostgreSQL: the schema; embedded: the data folder. */
+  location: string;
   dispose(): Promise<void>;
 }
 
@@ -383,6 +413,7 @@ async function freshStore(label: StoreLabel, purpose: string): Promise<StoreInst
       return {
         args: ['--data-dir', dir],
         describe: `embedded PGlite in ${dir}`,
+        location: dir,
         dispose: async () => rmSync(dir, { recursive: true, force: true }),
       };
     }
@@ -394,6 +425,7 @@ async function freshStore(label: StoreLabel, purpose: string): Promise<StoreInst
       return {
         args: ['--database-url', schemaUrl(base, schema)],
         describe: `PostgreSQL ${hideSecret(base)}, schema ${schema}`,
+        location: schema,
         dispose: () => dropSchema(schema),
       };
     }
@@ -527,6 +559,9 @@ function judgeErrors(h: HttpStats, server: Child | undefined, notes: string[]): 
     if (log) {
       notes.push(`server stderr:\n${tail(log, 10)}`);
     }
+  }
+  if (attempts === 0) {
+    notes.push(`no request completed within the ${fmt(h.durationSeconds, 1)} s run (each took longer, or the server stalled)`);
   }
   if (server && !isRunning(server)) {
     notes.push(`the server exited (code ${String(server.exitCode)}):\n${tail(server.stderr())}`);
@@ -752,6 +787,364 @@ async function runMemory(label: StoreLabel): Promise<void> {
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// Search: a generated dataset, imported once per store, then searched by one server
+
+let searchData: SearchDataset | undefined;
+
+/** Generates the dataset once per run (the same files for every store). */
+function searchDataset(): SearchDataset {
+  if (!searchData) {
+    const started = Date.now();
+    searchData = generateSearchDataset(join(tempRoot(), 'search-data'), CONFIG.searchPatients, CONFIG.searchObservations);
+    console.log(
+      `  search dataset: ${fmt(searchData.patients)} patients + ${fmt(searchData.observations)} observations in ${searchData.files} bundles, generated in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
+  }
+  return searchData;
+}
+
+/** `continuum import` of the dataset into `store`; throws unless every resource arrived. */
+async function importSearchData(label: StoreLabel, store: StoreInstance, data: SearchDataset): Promise<string> {
+  const started = process.hrtime.bigint();
+  const child = spawnNode(`import-search-${label}`, CLI, ['import', data.dir, ...store.args]);
+  const exitCode = await child.exited;
+  const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const out = child.stdout();
+  const m = SUMMARY.exec(out);
+  if (!m) {
+    throw new Error(`continuum import printed no summary (exit ${String(exitCode)}):\n${tail(child.stderr() + out)}`);
+  }
+  if (Number(m[1]) !== data.resources || Number(m[5] ?? 0) > 0) {
+    throw new Error(`the search dataset did not load whole: ${m[0]} (expected ${data.resources} resources):\n${tail(out, 8)}`);
+  }
+  const note = `loaded ${fmt(data.resources)} resources in ${wallSeconds.toFixed(1)} s wall (CLI: ${m[3]} s, ${m[4]} resources/s; not measured)`;
+  console.log(`  ${note}`);
+  return note;
+}
+
+/** BENCH_SEARCH_ANALYZE=1: ANALYZE the loaded store (PGlite has no autovacuum; a server may have it off). */
+async function analyzeStore(label: StoreLabel, store: StoreInstance): Promise<string> {
+  const started = Date.now();
+  if (label === 'postgres') {
+    await withPg(async (c) => {
+      await c.query(`SET search_path = "${store.location}"`);
+      await c.query('ANALYZE');
+    });
+  } else {
+    // The server is not running yet, so the data folder is free to open here.
+    const { PGlite } = await import('@electric-sql/pglite');
+    const db = await PGlite.create({ dataDir: store.location });
+    try {
+      await db.exec('ANALYZE');
+    } finally {
+      await db.close();
+    }
+  }
+  const note = `BENCH_SEARCH_ANALYZE=1: ran ANALYZE after the import (${((Date.now() - started) / 1000).toFixed(1)} s)`;
+  console.log(`  ${note}`);
+  return note;
+}
+
+interface SearchBundle {
+  resourceType?: string;
+  total?: number;
+  link?: { relation: string; url: string }[];
+  entry?: { resource?: Record<string, unknown> & { id?: string }; search?: { mode?: string } }[];
+}
+
+async function getBundle(base: string, path: string): Promise<SearchBundle> {
+  const res = await fetch(`${base}${path}`, { headers: ACCEPT, signal: AbortSignal.timeout(30_000) });
+  const text = await res.text();
+  if (res.status !== 200) {
+    throw new Error(`GET ${path} answered ${res.status}: ${text.slice(0, 300)}`);
+  }
+  const body = JSON.parse(text) as SearchBundle;
+  if (body.resourceType !== 'Bundle') {
+    throw new Error(`GET ${path} did not answer a Bundle: ${text.slice(0, 300)}`);
+  }
+  return body;
+}
+
+const matches = (b: SearchBundle): (Record<string, unknown> & { id?: string })[] =>
+  (b.entry ?? []).filter((e) => e.search?.mode === 'match').map((e) => e.resource ?? {});
+
+/** The path (and query) of an absolute link, for autocannon. */
+function linkPath(url: string): string {
+  const u = new URL(url);
+  return u.pathname + u.search;
+}
+
+const query = (type: string, params: Record<string, string>): string => `/${type}?${new URLSearchParams(params).toString()}`;
+
+/** Patient indexes in a scrambled but fixed order, so consecutive requests hit unrelated rows. */
+function rotation(n: number): number[] {
+  const stride = [7919, 104_729, 1].find((s) => gcd(s, n) === 1) as number;
+  return Array.from({ length: n }, (_, i) => (i * stride) % n);
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
+}
+
+/** What the walk over every page of `Patient?gender=female&_count=20` found. */
+interface PatientPages {
+  /** Server id of patient p, by p. */
+  ids: string[];
+  /** Path of every page after the first, and the ids it listed. */
+  pages: { path: string; ids: string[] }[];
+}
+
+const PAGE_SIZE = 20;
+
+/**
+ * Walks all pages of the query matching every patient, checking each holds 20 distinct patients
+ * and the walk finds each one once; learns the server's id of every patient from its family name.
+ */
+async function walkPatientPages(base: string, data: SearchDataset): Promise<PatientPages> {
+  const byFamily = new Map<string, number>();
+  for (let p = 0; p < data.patients; p++) {
+    byFamily.set(familyName(p), p);
+  }
+  const ids: string[] = new Array<string>(data.patients);
+  const pages: PatientPages['pages'] = [];
+  let path: string | undefined = query('Patient', { gender: 'female', _count: String(PAGE_SIZE) });
+  let seen = 0;
+  while (path) {
+    const b = await getBundle(base, path);
+    const found = matches(b);
+    const next = b.link?.find((l) => l.relation === 'next')?.url;
+    if (found.length !== PAGE_SIZE && (next || found.length === 0)) {
+      throw new Error(`page ${pages.length + 1} of the patients lists ${found.length} matches, expected ${PAGE_SIZE}: ${path}`);
+    }
+    for (const r of found) {
+      const family = (r.name as { family?: string }[] | undefined)?.[0]?.family ?? '';
+      const p = byFamily.get(family);
+      if (p === undefined || ids[p] !== undefined || r.gender !== 'female') {
+        throw new Error(`the patient pages list an unexpected or repeated patient ${String(r.id)} (${family}) on ${path}`);
+      }
+      ids[p] = r.id as string;
+      seen++;
+    }
+    pages.push({ path, ids: found.map((r) => r.id as string) });
+    path = next ? linkPath(next) : undefined;
+  }
+  if (seen !== data.patients) {
+    throw new Error(`the pages of Patient?gender=female list ${seen} patients, expected ${data.patients}`);
+  }
+  return { ids, pages };
+}
+
+/** A check of one response: undefined when right, else what is wrong. */
+type Check = (body: SearchBundle) => string | undefined;
+
+/** Up to `n` indexes spread over 0 .. length - 1. */
+function sample(length: number, n = 50): number[] {
+  const k = Math.min(n, length);
+  return Array.from({ length: k }, (_, i) => Math.floor((i * length) / k));
+}
+
+/** GETs a sample of the case's requests and checks each answer; throws on the first wrong one. */
+async function verify(base: string, requests: { path: string; check: Check }[]): Promise<number> {
+  const picked = sample(requests.length);
+  for (const i of picked) {
+    const { path, check } = requests[i];
+    const wrong = check(await getBundle(base, path));
+    if (wrong) {
+      throw new Error(`wrong answer to GET ${path}: ${wrong}`);
+    }
+  }
+  return picked.length;
+}
+
+/** Measures GETs rotating over `paths`. */
+function measurePaths(base: string, paths: string[]): Promise<HttpStats> {
+  let i = 0;
+  return measure({
+    url: base,
+    headers: ACCEPT,
+    requests: [{ method: 'GET', setupRequest: (req) => ({ ...req, path: paths[i++ % paths.length] }) }],
+  });
+}
+
+const expectIds = (body: SearchBundle, ids: string[]): string | undefined => {
+  const got = matches(body).map((r) => r.id);
+  return got.length === ids.length && got.every((id, i) => id === ids[i]) ? undefined : `ids ${got.join(',')}, expected ${ids.join(',')}`;
+};
+
+/** The 85354-9 observations of patient p, newest first: dates, subject, code. */
+function obsCheck(data: SearchDataset, p: number, patientId: string): Check {
+  const dates = observationDates(data, p, CODES.findIndex((c) => c.code === QUERY_CODE));
+  return (body) => {
+    const found = matches(body);
+    const got = found.map((r) => r.effectiveDateTime as string);
+    if (got.length !== dates.length || got.some((d, i) => d !== dates[i])) {
+      return `${got.length} matches dated ${got.join(', ')}; expected ${dates.length} dated ${dates.join(', ')}`;
+    }
+    for (const r of found) {
+      const subject = (r.subject as { reference?: string } | undefined)?.reference;
+      const code = (r.code as { coding?: { code?: string }[] } | undefined)?.coding?.[0]?.code;
+      if (subject !== `Patient/${patientId}` || code !== QUERY_CODE) {
+        return `a match for ${subject} with code ${code}`;
+      }
+    }
+    return body.total === undefined || body.total === dates.length ? undefined : `total ${body.total}, expected ${dates.length}`;
+  };
+}
+
+async function runSearch(label: StoreLabel): Promise<void> {
+  const wanted = SEARCH_CASES.filter((c) => CONFIG.cases.has(c));
+  let data: SearchDataset;
+  let store: StoreInstance | undefined;
+  let server: Server | undefined;
+  const setupNotes: string[] = [];
+  try {
+    data = searchDataset();
+    store = await freshStore(label, 'search');
+    console.log(`  search store: ${store.describe}`);
+    setupNotes.push(await importSearchData(label, store, data));
+    if (CONFIG.searchAnalyze) {
+      setupNotes.push(await analyzeStore(label, store));
+    }
+    server = await startContinuum(store, `continuum-${label}-search`);
+  } catch (err) {
+    for (const name of wanted) {
+      record({ store: label, case: name, unit: 'req/s', targets: [], verdict: 'FAIL', notes: [(err as Error).message] });
+    }
+    await store?.dispose();
+    return;
+  }
+  const base = server.base;
+  const order = rotation(data.patients);
+  const codeParam = `${LOINC}|${QUERY_CODE}`;
+  const plainObs = (id: string): string => query('Observation', { subject: `Patient/${id}`, code: codeParam, _sort: '-date' });
+  let plainObsPerSec: number | undefined;
+  try {
+    const started = Date.now();
+    let walk: PatientPages;
+    try {
+      walk = await walkPatientPages(base, data);
+    } catch (err) {
+      for (const name of wanted) {
+        record({ store: label, case: name, unit: 'req/s', targets: [], verdict: 'FAIL', notes: [(err as Error).message] });
+      }
+      return;
+    }
+    const note = `walked ${walk.pages.length} pages of Patient?gender=female&_count=${PAGE_SIZE} in ${((Date.now() - started) / 1000).toFixed(1)} s: ${fmt(data.patients)} patients, each once`;
+    console.log(`  ${note}`);
+    setupNotes.push(note);
+    const { ids } = walk;
+    const withSetup = (notes: string[]): string[] => [...notes, ...setupNotes.splice(0)];
+
+    /** A case: verify a sample, measure, judge. */
+    const searchCase = async (
+      name: SearchCaseName,
+      requests: { path: string; check: Check }[],
+      what: string,
+      judge: (h: HttpStats) => { targets: Target[]; reference?: CaseResult['reference'] },
+    ): Promise<HttpStats | undefined> => {
+      let measured: HttpStats | undefined;
+      await guard(label, name, 'req/s', async () => {
+        const checked = await verify(base, requests);
+        const http = await measurePaths(
+          base,
+          requests.map((r) => r.path),
+        );
+        const notes = withSetup([`${what}; ${requests.length} different requests in rotation, ${checked} of them checked before the run`]);
+        const failed = judgeErrors(http, server?.child, notes);
+        const { targets, reference } = judge(http);
+        if (!failed) {
+          measured = http;
+        }
+        return { value: http.okPerSec, http, ratioToBare: ratio(http.okPerSec), reference, targets, verdict: verdictOf(failed, targets), notes };
+      });
+      return measured;
+    };
+
+    if (CONFIG.cases.has('search-name')) {
+      await searchCase(
+        'search-name',
+        order.map((p) => {
+          const family = familyName(p);
+          return {
+            path: query('Patient', { name: family }),
+            check: (b: SearchBundle) => {
+              const found = matches(b);
+              const got = (found[0]?.name as { family?: string }[] | undefined)?.[0]?.family;
+              return found.length === 1 && found[0].id === ids[p] && got === family && b.total === 1
+                ? undefined
+                : `${found.length} matches (total ${String(b.total)}), first ${String(found[0]?.id)} ${String(got)}; expected ${ids[p]} ${family}`;
+            },
+          };
+        }),
+        'Patient?name=<unique family name>, one match each',
+        (h) => ({
+          targets: [{ text: `>= ${fmt(TARGETS.searchNamePerSec)} req/s`, pass: h.okPerSec >= TARGETS.searchNamePerSec }],
+          reference: { ratio: h.okPerSec / MEDPLUM.searchNamePerSec, to: 'Medplum' },
+        }),
+      );
+    }
+    if (CONFIG.cases.has('search-page')) {
+      await searchCase(
+        'search-page',
+        walk.pages.filter((pg) => pg.ids.length === PAGE_SIZE).map((pg) => ({ path: pg.path, check: (b: SearchBundle) => expectIds(b, pg.ids) })),
+        `every 20-result page (first and _cursor ones) of Patient?gender=female, ${fmt(data.patients)} matches`,
+        (h) => ({
+          targets: [{ text: `>= ${fmt(TARGETS.searchPagePerSec)} req/s`, pass: h.okPerSec >= TARGETS.searchPagePerSec }],
+          reference: { ratio: h.okPerSec / MEDPLUM.searchPagePerSec, to: 'Medplum' },
+        }),
+      );
+    }
+    const obsRequests = order.map((p) => ({ path: plainObs(ids[p]), check: obsCheck(data, p, ids[p]) }));
+    const perPatient = observationDates(data, 0, CODES.findIndex((c) => c.code === QUERY_CODE)).length;
+    if (CONFIG.cases.has('search-obs')) {
+      const h = await searchCase(
+        'search-obs',
+        obsRequests,
+        `Observation?subject=Patient/<id>&code=${codeParam}&_sort=-date, ~${perPatient} matches each among ${fmt(data.observations)}`,
+        (http) => ({ targets: [{ text: `>= ${fmt(TARGETS.searchObsPerSec)} req/s`, pass: http.okPerSec >= TARGETS.searchObsPerSec }] }),
+      );
+      plainObsPerSec = h?.okPerSec;
+    }
+    if (CONFIG.cases.has('search-chain')) {
+      const extra: string[] = [];
+      if (plainObsPerSec === undefined) {
+        // The plain search was not measured as its own case (or failed): measure it for the ratio.
+        await verify(base, obsRequests);
+        const plain = await measurePaths(
+          base,
+          obsRequests.map((r) => r.path),
+        );
+        if (plain.non2xx + plain.errors === 0) {
+          plainObsPerSec = plain.okPerSec;
+        }
+        extra.push(`plain search measured for the ratio: ${fmt(plain.okPerSec)} req/s (non-2xx ${plain.non2xx}, errors ${plain.errors})`);
+      }
+      await searchCase(
+        'search-chain',
+        order.map((p) => ({
+          path: query('Observation', { 'subject:Patient.name': familyName(p), code: codeParam, _sort: '-date' }),
+          check: obsCheck(data, p, ids[p]),
+        })),
+        `Observation?subject:Patient.name=<unique family name>&code=${codeParam}&_sort=-date, against the plain subject=Patient/<id> search${extra.length ? '; ' + extra.join('; ') : ''}`,
+        (h) => {
+          if (plainObsPerSec === undefined) {
+            return { targets: [{ text: `>= ${TARGETS.chainOfPlain * 100}% of plain (no plain figure)`, pass: false }] };
+          }
+          const r = h.okPerSec / plainObsPerSec;
+          return {
+            targets: [{ text: `>= ${TARGETS.chainOfPlain * 100}% of plain`, pass: r >= TARGETS.chainOfPlain }],
+            reference: { ratio: r, to: 'plain' },
+          };
+        },
+      );
+    }
+  } finally {
+    await stopChild(server.child);
+    await store.dispose();
+  }
+}
+
 type CaseOutcome = Omit<CaseResult, 'store' | 'case' | 'unit'>;
 
 /** Runs one case; an exception becomes a FAIL row instead of ending the run. */
@@ -783,6 +1176,9 @@ async function runStore(label: StoreLabel): Promise<void> {
   if (CONFIG.cases.has('memory')) {
     await runMemory(label);
   }
+  if (SEARCH_CASES.some((c) => CONFIG.cases.has(c))) {
+    await runSearch(label);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -799,7 +1195,7 @@ function headline(r: CaseResult): string {
 }
 
 function printCase(r: CaseResult): void {
-  const parts = [`  ${r.case.padEnd(7)} ${headline(r)}`];
+  const parts = [`  ${r.case.padEnd(12)} ${headline(r)}`];
   const h = r.http;
   if (h && r.case !== 'memory') {
     parts.push(`(mean ${fmt(h.reqPerSecMean)} req/s, ${fmt(h.ok2xx)} x 2xx in ${h.durationSeconds.toFixed(1)} s)`);
@@ -809,6 +1205,9 @@ function printCase(r: CaseResult): void {
   if (r.ratioToBare !== undefined) {
     parts.push(`${(r.ratioToBare * 100).toFixed(0)}% of bare`);
   }
+  if (r.reference) {
+    parts.push(refText(r.reference));
+  }
   const targets = r.targets.map((t) => `${t.text}: ${t.pass ? 'ok' : 'no'}`).join('; ');
   console.log(`${parts.join('  ')}  => ${r.verdict}${targets ? ` (${targets})` : ''}`);
   for (const n of r.notes) {
@@ -816,8 +1215,13 @@ function printCase(r: CaseResult): void {
   }
 }
 
+/** `3.10x Medplum`, `0.82x plain`. */
+function refText(ref: NonNullable<CaseResult['reference']>): string {
+  return `${ref.ratio.toFixed(2)}x ${ref.to}`;
+}
+
 function printTable(): void {
-  const header = ['Store', 'Case', 'Result', 'req/s mean', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'vs bare', 'Target', 'Verdict'];
+  const header = ['Store', 'Case', 'Result', 'req/s mean', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'vs bare', 'vs ref', 'Target', 'Verdict'];
   const rows = results.map((r) => {
     const h = r.case === 'memory' ? undefined : r.http;
     return [
@@ -830,14 +1234,18 @@ function printTable(): void {
       r.http ? String(r.http.non2xx) : r.import ? String(r.import.failed) : '-',
       r.http ? String(r.http.errors) : '-',
       r.ratioToBare === undefined ? '-' : `${(r.ratioToBare * 100).toFixed(0)}%`,
+      r.reference ? refText(r.reference) : '-',
       r.targets.map((t) => t.text).join(' & ') || '-',
       r.verdict,
     ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i >= 2 && i <= 8 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ');
+  const line = (cells: string[]): string => cells.map((c, i) => (i >= 2 && i <= 9 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ');
   console.log('\n== Results ==');
   console.log(`(${CONFIG.connections} connections, ${CONFIG.seconds} s per case after ${CONFIG.warmupSeconds} s warm-up; "Result" counts 2xx only; latency in whole ms; import non-2xx = failed resources)`);
+  if (results.some((r) => r.reference)) {
+    console.log(`("vs ref": search figures over Medplum's on the same kind of machine (${fmt(MEDPLUM.searchNamePerSec)} req/s one-hit name search, ${fmt(MEDPLUM.searchPagePerSec)} req/s 20-result page); the chained search over the plain one)`);
+  }
   console.log(`(1-minute load average: ${loadAtStart?.toFixed(2) ?? '?'} at start, ${loadavg()[0].toFixed(2)} at the end, on ${cpus().length} CPUs)`);
   console.log(line(header));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
@@ -875,12 +1283,16 @@ function writeResults(): string {
       connections: CONFIG.connections,
       creates: CONFIG.creates,
       readIds: CONFIG.readIds,
+      searchPatients: CONFIG.searchPatients,
+      searchObservations: CONFIG.searchObservations,
+      searchAnalyze: CONFIG.searchAnalyze,
       cases: [...CONFIG.cases],
       stores: CONFIG.stores,
       syntheaDir: CONFIG.syntheaDir,
       postgres: CONFIG.databaseUrl ? hideSecret(CONFIG.databaseUrl) : null,
     },
     targets: TARGETS,
+    medplum: MEDPLUM,
     results,
   };
   writeFileSync(file, JSON.stringify(doc, null, 2) + '\n');
