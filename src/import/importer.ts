@@ -116,6 +116,8 @@ export async function importPaths(paths: string[], ctx: RequestContext, options:
       }
     }),
   );
+  // Fresh statistics, so the first searches over what was loaded get good plans.
+  await ctx.store.analyze();
   progress?.update(totalBytes, `${summary.resources} resources, ${summary.failed} failed`, true);
   progress?.finish();
   summary.seconds = (Date.now() - started) / 1000;

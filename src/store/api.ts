@@ -205,6 +205,8 @@ export interface Store extends StoreReader {
    * own transaction. Returns how many resources were reindexed.
    */
   reindex(options: { resourceType?: string; batchSize?: number; onProgress?: (done: number, total: number) => void }): Promise<number>;
+  /** Refreshes the planner's statistics (after bulk loads; the embedded store has no autovacuum). */
+  analyze(): Promise<void>;
   /** Which driver is in use, for logs and the benchmark. */
   readonly kind: 'pglite' | 'postgres';
   close(): Promise<void>;

@@ -338,6 +338,12 @@ export function sortColumns(keys: SortKey[], r: string, p: SqlParams): SortColum
 
 /** Rows strictly after `after` in the order of `cols` (keyset paging). */
 export function keysetSql(cols: SortColumn[], after: unknown[], p: SqlParams): string {
+  if (cols.every((c) => c.descending === cols[0].descending)) {
+    // One direction: a row comparison, which an index on the same columns can seek to directly.
+    const left = cols.map((c) => c.expr).join(', ');
+    const right = cols.map((c, i) => p.add(after[i], c.cast)).join(', ');
+    return `((${left}) ${cols[0].descending ? '<' : '>'} (${right}))`;
+  }
   const ors: string[] = [];
   for (let i = 0; i < cols.length; i++) {
     const ands: string[] = [];

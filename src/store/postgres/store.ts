@@ -241,6 +241,7 @@ class PgWriter extends PgReader implements StoreWriter {
       includes: (q) => this.includes(q),
       transaction: (fn) => fn(this),
       reindex: () => Promise.reject(new Error('reindex runs outside transactions')),
+      analyze: () => Promise.reject(new Error('analyze runs outside transactions')),
       close: async () => undefined,
     };
     this.store = joined;
@@ -504,7 +505,24 @@ export class PgStore extends PgReader implements Store {
     } finally {
       if (writer.touched.size > 0) {
         this.cache?.invalidate(writer.touched);
+        this.countWrites(writer.touched.size);
       }
+    }
+  }
+
+  /**
+   * PGlite runs no autovacuum, so the embedded store refreshes statistics itself after every
+   * 20,000 written resources (a PostgreSQL server's autovacuum does this there).
+   */
+  private writesSinceAnalyze = 0;
+  private countWrites(n: number): void {
+    if (this.kind !== 'pglite') {
+      return;
+    }
+    this.writesSinceAnalyze += n;
+    if (this.writesSinceAnalyze >= 20_000) {
+      this.writesSinceAnalyze = 0;
+      this.analyze().catch(() => undefined); // statistics are an optimisation; a failure changes no data
     }
   }
 
@@ -545,6 +563,7 @@ export class PgStore extends PgReader implements Store {
         return found;
       });
       if (rows.length === 0) {
+        await this.analyze(); // the index was rewritten: refresh the planner's view of it
         return done;
       }
       done += rows.length;
@@ -552,6 +571,10 @@ export class PgStore extends PgReader implements Store {
       const last = rows[rows.length - 1];
       after = [last.resource_type, last.id];
     }
+  }
+
+  async analyze(): Promise<void> {
+    await this.driver.exec('ANALYZE');
   }
 
   close(): Promise<void> {
