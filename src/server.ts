@@ -56,7 +56,7 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
     lookup: async (url) => {
       const found = await store.search({
         resourceType: 'StructureDefinition',
-        filters: [{ kind: 'element', element: 'url', values: [url] }],
+        filters: [{ kind: 'uri', code: 'url', mode: 'exact', values: [url] }],
         count: 10,
       });
       const newest = found.versions.sort((a, b) => b.lastUpdated.localeCompare(a.lastUpdated))[0];

@@ -93,10 +93,6 @@ export interface NumberMatch {
  */
 export type SearchFilter =
   | { kind: 'id'; ids: string[] }
-  /** Identifier match for conditional operations: `system|value`, `|value` or `value`. */
-  | { kind: 'identifier'; values: { system?: string | null; value: string }[] }
-  /** A top-level primitive element equal to one of the values (e.g. a canonical resource's `url`). */
-  | { kind: 'element'; element: string; values: string[] }
   | { kind: 'string'; code: string; mode: 'starts' | 'exact' | 'contains'; values: string[] }
   | { kind: 'token'; code: string; values: TokenMatch[] }
   | { kind: 'reference'; code: string; values: ReferenceMatch[] }

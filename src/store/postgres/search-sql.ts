@@ -198,17 +198,6 @@ export function filterSql(f: SearchFilter, r: string, p: SqlParams): string {
   switch (f.kind) {
     case 'id':
       return `${r}.id = ANY(${p.add(f.ids, 'text[]')})`;
-    case 'identifier':
-      return any(
-        f.values.map((v) =>
-          existsRow('token', r, 'identifier', p, (x) => tokenCond((c) => `${x}.${c}`, { system: v.system, value: v.value }, p)),
-        ),
-      );
-    case 'element':
-      if (!/^[a-z][A-Za-z0-9]*$/.test(f.element)) {
-        throw new Error(`Not an element name: ${f.element}`);
-      }
-      return `(${r}.content::jsonb->>'${f.element}') = ANY(${p.add(f.values, 'text[]')})`;
     case 'string':
       return existsRow('string', r, f.code, p, (x) =>
         any(
