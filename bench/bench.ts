@@ -246,6 +246,11 @@ const children = new Set<Child>();
 const tempDirs = new Set<string>();
 const schemas = new Set<string>();
 
+/** The request every create case sends: a new Patient with a unique identifier each time. */
+function createRequest(base: string): { url: string; method: 'POST'; headers: Record<string, string>; body: string; idReplacement: true } {
+  return { url: `${base}/Patient`, method: 'POST', headers: { 'content-type': 'application/fhir+json', ...ACCEPT }, body: CREATE_BODY, idReplacement: true };
+}
+
 const TAIL_CHARS = 16_000;
 
 /** The environment for children: the store comes from explicit flags only. */
@@ -658,11 +663,7 @@ async function runReadAndCreate(label: StoreLabel): Promise<void> {
     if (CONFIG.cases.has('create')) {
       await guard(label, 'create', 'req/s', async () => {
         const http = await measure({
-          url: `${server.base}/Patient`,
-          method: 'POST',
-          headers: { 'content-type': 'application/fhir+json', ...ACCEPT },
-          body: CREATE_BODY,
-          idReplacement: true,
+          ...createRequest(server.base),
         });
         const notes: string[] = [];
         const failed = judgeErrors(http, server.child, notes);
@@ -755,11 +756,7 @@ async function runMemory(label: StoreLabel): Promise<void> {
       console.log(`  memory: ${CONFIG.creates} creates on a fresh server (idle RSS ${rssIdleMb.toFixed(0)} MB)...`);
       const r = await cannon({
         // autocannon takes the path from the URL (a top-level `path` option is ignored).
-        url: `${server.base}/Patient`,
-        method: 'POST',
-        headers: { 'content-type': 'application/fhir+json', ...ACCEPT },
-        body: CREATE_BODY,
-        idReplacement: true,
+        ...createRequest(server.base),
         amount: CONFIG.creates,
       });
       const http = stats(r);
