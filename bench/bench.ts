@@ -483,8 +483,8 @@ async function waitReady(child: Child, base: string, timeoutMs = 120_000): Promi
   throw new Error(`${child.name} did not answer GET /metadata within ${timeoutMs / 1000} s (last: ${last})`);
 }
 
-async function startServer(name: string, script: string, args: (port: number) => string[]): Promise<Server> {
-  const port = await freePort();
+async function startServer(name: string, script: string, args: (port: number) => string[], fixedPort?: number): Promise<Server> {
+  const port = fixedPort ?? (await freePort());
   const child = spawnNode(name, script, args(port), { server: true });
   const base = `http://127.0.0.1:${port}`;
   try {
@@ -496,8 +496,13 @@ async function startServer(name: string, script: string, args: (port: number) =>
   return { child, base };
 }
 
-function startContinuum(store: StoreInstance, name: string): Promise<Server> {
-  return startServer(name, CLI, (port) => ['serve', '--host', '127.0.0.1', '--port', String(port), ...store.args]);
+async function startContinuum(store: StoreInstance, name: string): Promise<Server> {
+  const port = await freePort();
+  // Every FHIR request needs a token: mint one for this server's base URL (its audience) before
+  // the server holds the store. Requests below send it with the shared headers.
+  const token = execFileSync(process.execPath, [CLI, 'token', '--base-url', `http://127.0.0.1:${port}`, '--lifetime', '3600', ...store.args], { encoding: 'utf8' }).trim();
+  ACCEPT.authorization = `Bearer ${token}`;
+  return startServer(name, CLI, () => ['serve', '--host', '127.0.0.1', '--port', String(port), ...store.args], port);
 }
 
 /** Resident memory of a process in MB, from /proc (Linux). */
@@ -513,7 +518,8 @@ function procMemMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
 // ---------------------------------------------------------------------------------------------
 // Load generation
 
-const ACCEPT = { accept: 'application/fhir+json' };
+/** Headers of every benchmark request; `authorization` is set for the Continuum server running. */
+const ACCEPT: Record<string, string> = { accept: 'application/fhir+json' };
 
 async function cannon(options: autocannon.Options): Promise<autocannon.Result> {
   return await autocannon({ connections: CONFIG.connections, timeout: 30, ...options });

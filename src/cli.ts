@@ -3,12 +3,15 @@
  * The `continuum` command: `serve` (what `npm start` runs) and `import`.
  * Configuration is read here, once, and passed down.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { DEFAULT_LIMITS, DEFAULT_PORT } from './config';
 import { formatSummary, importPaths } from './import/importer';
 import { Progress } from './import/progress';
-import { createContinuum, type ContinuumOptions } from './server';
+import { type Continuum, createContinuum, type ContinuumOptions } from './server';
+import { RegistrationError } from './auth/accounts';
+import type { JWK } from './auth/jose';
+import { parseScopes } from './auth/scopes';
 
 const HELP = `continuum: a FHIR R4 server for Chronic Care Management
 
@@ -18,7 +21,16 @@ Usage:
                                        Load transaction/batch Bundles (.json, .json.gz) and
                                        NDJSON (.ndjson, .ndjson.gz) files or folders of them
   continuum reindex [--type <Type>]    Rebuild the search index (after adding SearchParameters)
+  continuum token [options]            Print an access token for local development
+  continuum clients add <id> [options] Register an OAuth client (SMART app or backend service)
+  continuum clients list | remove <id>
+  continuum users add <name> --fhir-user <Patient/id|Practitioner/id> --password <pw>
+  continuum users list | remove <name>
+  continuum keys rotate                New signing key; the old one verifies for another day
   continuum --help                     Show this help
+
+The embedded store is one process's: run token, clients, users and keys while the server is
+stopped (or against a PostgreSQL server, at any time).
 
 Store options (serve and import):
   --data-dir <dir>       Embedded PostgreSQL (PGlite) folder (default: ./data)
@@ -30,6 +42,24 @@ Serve options:
   --host <addr>          Address to bind (default: 127.0.0.1; also: HOST)
   --base-url <url>       Public base URL (default: from each request's Host header)
   --max-body <bytes>     Largest request body (default: ${DEFAULT_LIMITS.maxBodyBytes})
+
+Token options:
+  --scope <scopes>       Scopes (default: "system/*.cruds")
+  --patient <id>         Patient in context (for patient/ scopes)
+  --fhir-user <ref>      The user (Patient/id or Practitioner/id) for user/ scopes
+  --client-id <id>       Client the token names (default: continuum-cli)
+  --lifetime <seconds>   Validity, at most an hour (default: 3600)
+  --base-url <url>       The server's base URL, the token's audience
+                         (default: http://127.0.0.1:<port>)
+
+Client options:
+  --type <type>          public | confidential-symmetric | confidential-asymmetric
+  --scope <scopes>       The most the client may be granted
+  --redirect-uri <uri>   Registered redirect URI (repeat for several)
+  --name <text>          Shown on the sign-in page
+  --secret <secret>      Symmetric clients: use this secret (default: generated, printed once)
+  --jwks-url <url>       Asymmetric clients: where their public keys are
+  --jwks-file <file>     Asymmetric clients: a JWKS file
 
 Examples:
   npm start                                  # serve on http://127.0.0.1:${DEFAULT_PORT} with ./data
@@ -48,6 +78,17 @@ const OPTIONS = {
   'database-url': { type: 'string' },
   'max-body': { type: 'string' },
   type: { type: 'string' },
+  scope: { type: 'string' },
+  patient: { type: 'string' },
+  'fhir-user': { type: 'string' },
+  'client-id': { type: 'string' },
+  lifetime: { type: 'string' },
+  'redirect-uri': { type: 'string', multiple: true },
+  name: { type: 'string' },
+  secret: { type: 'string' },
+  'jwks-url': { type: 'string' },
+  'jwks-file': { type: 'string' },
+  password: { type: 'string' },
 } as const;
 
 class UsageError extends Error {}
@@ -65,7 +106,9 @@ function positiveInt(name: string, raw: string | undefined, fallback: number): n
 
 type Values = ReturnType<typeof parse>['values'];
 
-function parse(argv: string[]): { values: { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string }; positionals: string[] } {
+type OptionValue<O> = O extends { type: 'boolean' } ? boolean : O extends { multiple: true } ? string[] : string;
+
+function parse(argv: string[]): { values: { [K in keyof typeof OPTIONS]?: OptionValue<(typeof OPTIONS)[K]> }; positionals: string[] } {
   try {
     return parseArgs({ args: argv, options: OPTIONS, allowPositionals: true }) as never;
   } catch (err) {
@@ -96,6 +139,7 @@ async function serve(values: Values): Promise<void> {
   const port = positiveInt('port', values.port ?? process.env.PORT, DEFAULT_PORT);
   const host = values.host ?? process.env.HOST ?? '127.0.0.1';
   const continuum = await createContinuum(options);
+  const devSecret = await ensureDevClient(continuum);
   const server = continuum.app.listen(port, host, (err?: Error) => {
     // Express 5 hands a listen error (port in use, no permission) to this callback.
     if (err) {
@@ -105,6 +149,9 @@ async function serve(values: Values): Promise<void> {
     const base = options.baseUrl ?? `http://${host}:${port}`;
     console.log(`Continuum serves FHIR R4 at ${base} (${describeStore(options)})`);
     console.log(`  Try: curl ${base}/metadata`);
+    if (devSecret) {
+      console.log(devClientHelp(base, devSecret));
+    }
   });
   const stop = (): void => {
     server.close();
@@ -159,6 +206,174 @@ async function runReindex(values: Values, rest: string[]): Promise<number> {
   }
 }
 
+const DEV_CLIENT = 'continuum-dev';
+
+/** On a store without any client, registers a development client; returns its secret (once). */
+async function ensureDevClient(continuum: Continuum): Promise<string | undefined> {
+  if ((await continuum.auth.clients.list()).length > 0) {
+    return undefined;
+  }
+  const { secret } = await continuum.auth.clients.add({
+    clientId: DEV_CLIENT,
+    name: 'Continuum development client',
+    type: 'confidential-symmetric',
+    scope: 'system/*.cruds',
+  });
+  return secret;
+}
+
+function devClientHelp(base: string, secret: string): string {
+  return `
+  This store had no OAuth client, so one was registered for development (the secret is shown once):
+    client id:     ${DEV_CLIENT}
+    client secret: ${secret}
+  Get a backend token (5 minutes) and make a first request:
+    TOKEN=$(curl -s -u ${DEV_CLIENT}:${secret} -d grant_type=client_credentials -d 'scope=system/*.rs' ${base}/auth/token | sed 's/.*"access_token":"\\([^"]*\\)".*/\\1/')
+    curl -H "Authorization: Bearer $TOKEN" ${base}/Patient
+  Register apps and users with 'continuum clients add' and 'continuum users add' (see --help).`;
+}
+
+/** Opens the store for an administrative command and closes it afterwards. */
+async function withContinuum<T>(values: Values, fn: (c: Continuum) => Promise<T>): Promise<T> {
+  const continuum = await createContinuum(storeOptions(values));
+  try {
+    return await fn(continuum);
+  } finally {
+    await continuum.close();
+  }
+}
+
+async function runToken(values: Values, rest: string[]): Promise<number> {
+  if (rest.length > 0) {
+    throw new UsageError(`token takes no arguments, got '${rest.join(' ')}'`);
+  }
+  const scope = values.scope ?? 'system/*.cruds';
+  const unknown = parseScopes(scope).unknown;
+  if (unknown.length > 0) {
+    throw new UsageError(`unknown scopes: ${unknown.join(' ')}`);
+  }
+  const port = positiveInt('port', values.port ?? process.env.PORT, DEFAULT_PORT);
+  const baseUrl = (values['base-url'] ?? `http://127.0.0.1:${port}`).replace(/\/+$/, '');
+  const lifetime = positiveInt('lifetime', values.lifetime, 3600);
+  if (lifetime > 3600) {
+    throw new UsageError('--lifetime is at most 3600 seconds (access tokens live an hour at most)');
+  }
+  const token = await withContinuum(values, (c) =>
+    c.auth.issueToken(baseUrl, { clientId: values['client-id'] ?? 'continuum-cli', scope, patient: values.patient, fhirUser: values['fhir-user'] }, lifetime),
+  );
+  console.log(token);
+  return 0;
+}
+
+async function runClients(values: Values, rest: string[]): Promise<number> {
+  const [action, id, ...extra] = rest;
+  if (extra.length > 0) {
+    throw new UsageError(`clients ${action}: unexpected '${extra.join(' ')}'`);
+  }
+  return withContinuum(values, async (c) => {
+    switch (action) {
+      case 'add': {
+        if (!id) {
+          throw new UsageError('clients add needs a client id');
+        }
+        const type = values.type ?? 'public';
+        if (type !== 'public' && type !== 'confidential-symmetric' && type !== 'confidential-asymmetric') {
+          throw new UsageError(`--type must be public, confidential-symmetric or confidential-asymmetric, got '${type}'`);
+        }
+        if (!values.scope) {
+          throw new UsageError('clients add needs --scope (the most the client may be granted)');
+        }
+        let jwks: { keys: JWK[] } | undefined;
+        if (values['jwks-file']) {
+          jwks = JSON.parse(readFileSync(values['jwks-file'], 'utf8')) as { keys: JWK[] };
+        }
+        try {
+          const { client, secret } = await c.auth.clients.add({ clientId: id, type, scope: values.scope, redirectUris: values['redirect-uri'], name: values.name, secret: values.secret, jwksUrl: values['jwks-url'], jwks });
+          console.log(`Registered ${client.type} client '${client.clientId}' (scope: ${client.scope}).`);
+          if (secret && !values.secret) {
+            console.log(`Client secret (shown once): ${secret}`);
+          }
+        } catch (err) {
+          if (err instanceof RegistrationError) {
+            throw new UsageError(err.message);
+          }
+          throw err;
+        }
+        return 0;
+      }
+      case 'list':
+        for (const client of await c.auth.clients.list()) {
+          console.log(`${client.clientId}\t${client.type}\t${client.scope}\t${client.redirectUris.join(' ')}`);
+        }
+        return 0;
+      case 'remove':
+        if (!id) {
+          throw new UsageError('clients remove needs a client id');
+        }
+        if (!(await c.auth.clients.remove(id))) {
+          console.error(`No client '${id}'.`);
+          return 1;
+        }
+        console.log(`Removed client '${id}'.`);
+        return 0;
+      default:
+        throw new UsageError(`clients needs add, list or remove, got '${action ?? ''}'`);
+    }
+  });
+}
+
+async function runUsers(values: Values, rest: string[]): Promise<number> {
+  const [action, name, ...extra] = rest;
+  if (extra.length > 0) {
+    throw new UsageError(`users ${action}: unexpected '${extra.join(' ')}'`);
+  }
+  return withContinuum(values, async (c) => {
+    switch (action) {
+      case 'add': {
+        if (!name || !values['fhir-user'] || !values.password) {
+          throw new UsageError('users add needs a user name, --fhir-user and --password');
+        }
+        try {
+          const account = await c.auth.users.add({ username: name, password: values.password, fhirUser: values['fhir-user'] });
+          console.log(`Added user '${account.username}' (${account.fhirUser}).`);
+        } catch (err) {
+          if (err instanceof RegistrationError) {
+            throw new UsageError(err.message);
+          }
+          throw err;
+        }
+        return 0;
+      }
+      case 'list':
+        for (const u of await c.auth.users.list()) {
+          console.log(`${u.username}\t${u.fhirUser}`);
+        }
+        return 0;
+      case 'remove':
+        if (!name) {
+          throw new UsageError('users remove needs a user name');
+        }
+        if (!(await c.auth.users.remove(name))) {
+          console.error(`No user '${name}'.`);
+          return 1;
+        }
+        console.log(`Removed user '${name}'.`);
+        return 0;
+      default:
+        throw new UsageError(`users needs add, list or remove, got '${action ?? ''}'`);
+    }
+  });
+}
+
+async function runKeys(values: Values, rest: string[]): Promise<number> {
+  if (rest.length !== 1 || rest[0] !== 'rotate') {
+    throw new UsageError('keys needs: rotate');
+  }
+  const kid = await withContinuum(values, (c) => c.auth.keys.rotate());
+  console.log(`New signing key ${kid}; tokens signed with the previous key verify for another day.`);
+  return 0;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv);
   const [command = 'serve', ...rest] = positionals;
@@ -177,6 +392,14 @@ export async function main(argv: string[]): Promise<number> {
       return runImport(values, rest);
     case 'reindex':
       return runReindex(values, rest);
+    case 'token':
+      return runToken(values, rest);
+    case 'clients':
+      return runClients(values, rest);
+    case 'users':
+      return runUsers(values, rest);
+    case 'keys':
+      return runKeys(values, rest);
     default:
       throw new UsageError(`unknown command '${command}'`);
   }

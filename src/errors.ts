@@ -29,6 +29,8 @@ export type IssueType = OperationOutcomeIssue['code'];
 export class FhirError extends Error {
   readonly category: ErrorCategory;
   readonly outcome: OperationOutcome;
+  /** Extra response headers (e.g. `WWW-Authenticate` on a 401). */
+  headers: Record<string, string> = {};
 
   constructor(category: ErrorCategory, outcome: OperationOutcome | string, code: IssueType = defaultCode(category)) {
     const oo = typeof outcome === 'string' ? operationOutcome('error', code, outcome) : outcome;
@@ -95,6 +97,8 @@ function defaultCode(category: ErrorCategory): IssueType {
 
 export const badRequest = (text: string, expression?: string[]): FhirError =>
   new FhirError('invalid', operationOutcome('error', 'invalid', text, expression));
+export const forbidden = (text: string): FhirError => new FhirError('forbidden', text);
+export const unauthorized = (text: string): FhirError => new FhirError('unauthorized', text);
 export const notFound = (text: string): FhirError => new FhirError('not-found', text);
 export const gone = (text: string): FhirError => new FhirError('gone', text);
 export const preconditionFailed = (text: string): FhirError => new FhirError('precondition-failed', text);

@@ -17,6 +17,9 @@ import { isResourceType, warmUpSchema } from './validation/schema';
 import { SearchParser } from './search/parse';
 import { applySearchParameter, checkSearchParameter, loadSearchParameterFiles, loadStoredSearchParameters } from './search/custom-parameters';
 import { projectRoot } from './util/root';
+import { AuthorizationServer, type AuthOptions, DEFAULT_AUTH_OPTIONS } from './auth/authorization-server';
+import { guardStore } from './auth/guarded-store';
+import { AccessPolicy, type Principal } from './auth/policy';
 
 export interface ContinuumOptions extends StoreConfig {
   baseUrl?: string;
@@ -25,13 +28,20 @@ export interface ContinuumOptions extends StoreConfig {
   logError?: (err: unknown, where: string) => void;
   /** Folders of conformance resources (StructureDefinitions, ValueSets, ...). Default: profiles/. */
   profileDirs?: string[];
+  /** Token lifetimes and limits of the authorization server. */
+  auth?: Partial<AuthOptions>;
 }
 
 export interface Continuum {
   app: Express;
   store: Store;
-  /** A request context for in-process calls (import, bots, tests). */
-  context(baseUrl?: string): RequestContext;
+  /** The authorization server: clients, users, keys, tokens. */
+  auth: AuthorizationServer;
+  /**
+   * A request context for in-process calls: the server's own (import) without a principal, or
+   * bound to a principal's scopes and patient (bots, tests).
+   */
+  context(baseUrl?: string, principal?: Principal): RequestContext;
   close(): Promise<void>;
 }
 
@@ -68,8 +78,13 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
     new SearchParser(registry, { lenient, baseUrl, defaultCount: limits.defaultCount, maxCount: limits.maxCount, isResourceType });
   const strictParser = parserFor(false);
   const lenientParser = parserFor(true);
-  const context = (baseUrl = options.baseUrl ?? 'http://localhost'): RequestContext => ({
-    store,
+  const auth = new AuthorizationServer(store, { ...DEFAULT_AUTH_OPTIONS, ...(options.auth ?? {}) }, now);
+  await auth.init();
+  const context = (baseUrl = options.baseUrl ?? 'http://localhost', principal?: Principal): RequestContext => {
+    const access = principal ? new AccessPolicy(principal, { registry, parser: strictParser(baseUrl), baseUrl }) : undefined;
+    return {
+    store: access ? guardStore(store, access) : store,
+    access,
     baseUrl,
     limits,
     now,
@@ -83,12 +98,15 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
     },
     checkSearchParameter,
     searchParser: (lenient) => (lenient ? lenientParser(baseUrl) : strictParser(baseUrl)),
-  });
+    };
+  };
   const app = createApp(context, {
     baseUrl: options.baseUrl,
     maxBodyBytes: limits.maxBodyBytes,
     maxJsonDepth: limits.maxJsonDepth,
     logError: options.logError ?? ((err, where) => console.error(`[continuum] 500 on ${where}:`, err)),
+    authenticate: (token, baseUrl) => auth.authenticate(token, baseUrl),
+    routes: (baseUrlOf) => auth.router(baseUrlOf),
   });
-  return { app, store, context, close: () => store.close() };
+  return { app, store, auth, context, close: () => store.close() };
 }

@@ -120,5 +120,10 @@ export function route(method: FhirRequest['method'], path: string): Match {
 export async function handle(req: FhirRequest, ctx: RequestContext): Promise<FhirResponse> {
   const path = req.path.replace(/^\/+|\/+$/g, '');
   const { row, params } = route(req.method, path);
+  // The interaction table says which scope letter each interaction needs; what the caller may
+  // see within that is the guarded store's business (ctx.store).
+  if (ctx.access && row.scope !== 'none') {
+    ctx.access.require(row.scope, params.type);
+  }
   return row.handler({ ...req, path }, ctx, params);
 }

@@ -6,6 +6,7 @@ import type { OperationOutcome, OperationOutcomeIssue, Resource } from '@medplum
 import type { Store } from '../store/api';
 import type { Limits } from '../config';
 import type { SearchParser } from '../search/parse';
+import type { AccessPolicy } from '../auth/policy';
 
 export type FhirMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -52,7 +53,10 @@ export interface FhirResponse {
 
 /** Everything a handler needs, passed explicitly (no globals, no config lookups deep inside). */
 export interface RequestContext {
+  /** The store as this caller may see it (see src/auth/guarded-store.ts). */
   store: Store;
+  /** The caller's access rules; undefined for the server's own work (import, migrations). */
+  access?: AccessPolicy;
   /** Absolute FHIR base URL without trailing slash, e.g. `http://localhost:8080`. */
   baseUrl: string;
   limits: Limits;

@@ -10,9 +10,13 @@ import type { FhirMethod, FhirRequest, FhirResponse, PreferReturn, RequestContex
 import { parseJsonBody } from '../util/json';
 import { readBody } from './body';
 import { bodyType, checkAcceptable, FHIR_JSON } from './negotiate';
+import type { Principal } from '../auth/policy';
 
-/** What the edge needs to build each request's context. */
-export type ContextFactory = (baseUrl: string) => RequestContext;
+/** What the edge needs to build each request's context (for the caller the token names). */
+export type ContextFactory = (baseUrl: string, principal?: Principal) => RequestContext;
+
+/** Verifies a bearer token for `baseUrl`; throws (any error) when it is not acceptable. */
+export type Authenticate = (token: string, baseUrl: string) => Promise<Principal>;
 
 export interface AppOptions {
   /** Fixed public base URL; otherwise derived from the request. */
@@ -21,6 +25,10 @@ export interface AppOptions {
   maxJsonDepth: number;
   /** Called for 500s (bugs), with the request line. */
   logError?: (err: unknown, where: string) => void;
+  /** Bearer-token verification; every FHIR request but GET /metadata needs a valid token. */
+  authenticate: Authenticate;
+  /** Routes served before the FHIR API (the authorization server and discovery documents). */
+  routes?: (baseUrlOf: (req: Request) => string) => express.Router;
 }
 
 const METHODS = new Set<FhirMethod>(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
@@ -134,9 +142,31 @@ function sendError(res: Response, err: unknown, options: AppOptions, where: stri
     res.end();
     return;
   }
+  for (const [name, value] of Object.entries(fe.headers)) {
+    res.setHeader(name, value);
+  }
   res.status(STATUS_BY_CATEGORY[fe.category]);
   res.setHeader('Content-Type', `${FHIR_JSON}; charset=utf-8`);
   res.end(JSON.stringify(fe.outcome, null, pretty ? 2 : undefined));
+}
+
+/** The caller named by the request's bearer token; 401 without one or with a bad one. */
+async function bearer(req: Request, baseUrl: string, authenticate: Authenticate): Promise<Principal> {
+  const h = header(req, 'authorization');
+  if (!h || !/^Bearer\s+\S+$/i.test(h)) {
+    // RFC 6750 section 3: without any credentials, the challenge carries no error code.
+    const err = new FhirError('unauthorized', 'This FHIR server needs an access token: send Authorization: Bearer <token> (see /.well-known/smart-configuration)');
+    err.headers['WWW-Authenticate'] = 'Bearer realm="continuum"';
+    throw err;
+  }
+  try {
+    return await authenticate(h.replace(/^Bearer\s+/i, ''), baseUrl);
+  } catch (cause) {
+    const text = cause instanceof Error ? cause.message : 'The access token is not acceptable';
+    const err = new FhirError('unauthorized', text);
+    err.headers['WWW-Authenticate'] = `Bearer realm="continuum", error="invalid_token", error_description="${text.replace(/["\\]/g, '')}"`;
+    throw err;
+  }
 }
 
 /** Creates the Express application serving the FHIR API at the root. */
@@ -160,12 +190,20 @@ export function createApp(makeContext: ContextFactory, options: AppOptions): exp
     next();
   });
 
+  const baseUrlOf = (req: Request): string => options.baseUrl ?? `${req.protocol}://${req.get('host') ?? 'localhost'}`;
+  if (options.routes) {
+    app.use(options.routes(baseUrlOf));
+  }
+
   app.use(async (req: Request, res: Response) => {
-    const baseUrl = options.baseUrl ?? `${req.protocol}://${req.get('host') ?? 'localhost'}`;
+    const baseUrl = baseUrlOf(req);
     const where = `${req.method} ${req.originalUrl}`;
     try {
+      // Only the CapabilityStatement is public; the token is checked before the body is read.
+      const open = (req.method === 'GET' || req.method === 'HEAD') && /^\/*metadata\/*$/.test(req.path);
+      const principal = open ? undefined : await bearer(req, baseUrl, options.authenticate);
       const { fhirReq, pretty } = await toFhirRequest(req, options);
-      const out = await handle(fhirReq, makeContext(baseUrl));
+      const out = await handle(fhirReq, makeContext(baseUrl, principal));
       send(res, baseUrl, out, pretty);
     } catch (err) {
       sendError(res, err, options, where, /[?&]_pretty=true(&|$)/.test(req.originalUrl));

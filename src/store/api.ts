@@ -35,8 +35,8 @@ export interface HistoryPage {
   versions: StoredVersion[];
   /** Cursor for the next (older) page, absent on the last page. */
   next?: string;
-  /** Total number of versions matching the query (without the cursor). */
-  total: number;
+  /** Total number of versions matching the query (without the cursor); absent when not known. */
+  total?: number;
 }
 
 export interface WriteOptions {
@@ -105,6 +105,10 @@ export type SearchFilter =
   | { kind: 'missing'; table: IndexTable; code: string; missing: boolean }
   | { kind: 'not'; filter: SearchFilter }
   | { kind: 'or'; filters: SearchFilter[] }
+  /** All of several filters (where a list is not enough: inside an `or`). */
+  | { kind: 'and'; filters: SearchFilter[] }
+  /** The resource is of one of these types (access rules of a system-level search). */
+  | { kind: 'type'; types: string[] }
   /** Chained: a reference parameter whose target (of `targetType`) matches `filters`. */
   | { kind: 'chain'; code: string; targetType: string; filters: SearchFilter[] }
   /** Reverse chained (`_has`): some `sourceType` whose reference `code` points here matches `filters`. */
@@ -190,7 +194,38 @@ export interface StoreWriter extends StoreReader {
   readonly store: Store;
 }
 
+/** The kinds of authorization-server records (src/auth). */
+export type AuthKind = 'client' | 'user' | 'key' | 'authz' | 'code' | 'launch' | 'refresh' | 'revoked' | 'jti';
+
+export interface AuthRecord<T = Record<string, unknown>> {
+  id: string;
+  doc: T;
+  expiresAt?: string;
+  usedAt?: string;
+  /** Insertion order (revocations are polled by it). */
+  seq: number;
+}
+
+/**
+ * Non-FHIR records of the authorization server, in the same database as the resources, so that
+ * several processes against one PostgreSQL share clients, keys, codes and the replay cache.
+ * Expired records are invisible and purged from time to time.
+ */
+export interface AuthStore {
+  get<T>(kind: AuthKind, id: string): Promise<AuthRecord<T> | undefined>;
+  /** Inserts or replaces. */
+  put(kind: AuthKind, id: string, doc: object, expiresAt?: Date): Promise<void>;
+  /** Inserts unless a live record exists; false when one did (replay detection). */
+  insertOnce(kind: AuthKind, id: string, doc: object, expiresAt: Date): Promise<boolean>;
+  /** Marks a live, unused record used and returns it; undefined when absent, expired or already used. */
+  consume<T>(kind: AuthKind, id: string): Promise<AuthRecord<T> | undefined>;
+  list<T>(kind: AuthKind, afterSeq?: number): Promise<AuthRecord<T>[]>;
+  remove(kind: AuthKind, id: string): Promise<boolean>;
+}
+
 export interface Store extends StoreReader {
+  /** Records of the authorization server (not FHIR resources; never reachable through the FHIR API). */
+  readonly auth: AuthStore;
   /**
    * Runs `fn` in one database transaction: all of its writes commit together or none do.
    * Nested calls (from a transaction Bundle's entries) join the outer transaction.

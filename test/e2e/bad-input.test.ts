@@ -485,13 +485,14 @@ describe('bad input: body over the size limit', () => {
 
   test('a chunked body without Content-Length is cut off at the limit with 413', async () => {
     const before = await historyTotal(server);
+    const token = await server.token('system/*.cruds');
     const listener = server.continuum.app.listen(0, '127.0.0.1');
     await new Promise<void>((resolve) => listener.once('listening', () => resolve()));
     try {
       const { port } = listener.address() as AddressInfo;
       const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
         const req = http.request(
-          { host: '127.0.0.1', port, method: 'POST', path: '/Patient', headers: { 'Content-Type': FHIR_JSON, 'Transfer-Encoding': 'chunked' } },
+          { host: '127.0.0.1', port, method: 'POST', path: '/Patient', headers: { 'Content-Type': FHIR_JSON, 'Transfer-Encoding': 'chunked', Authorization: `Bearer ${token}` } },
           (res) => {
             let text = '';
             res.setEncoding('utf8');

@@ -108,13 +108,15 @@ describe('request Content-Type', () => {
 
   test('a POST body without any Content-Type is 415; nothing is stored', async () => {
     const before = await historyTotal();
+    const token = await server.token('system/*.cruds');
     const listener = server.continuum.app.listen(0, '127.0.0.1');
     await new Promise<void>((resolve) => listener.once('listening', () => resolve()));
     try {
       const { port } = listener.address() as AddressInfo;
       const body = JSON.stringify(patient());
       const res = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-        const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/Patient', headers: { 'Content-Length': Buffer.byteLength(body) } }, (r) => {
+        const headers = { 'Content-Length': Buffer.byteLength(body), Authorization: `Bearer ${token}` };
+        const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/Patient', headers }, (r) => {
           let t = '';
           r.setEncoding('utf8');
           r.on('data', (c: string) => (t += c));

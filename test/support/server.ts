@@ -35,7 +35,14 @@ export async function freshSchema(): Promise<{ url: string; drop: () => Promise<
 
 export interface TestServer {
   continuum: Continuum;
+  /** A supertest agent carrying an all-access backend token (`system/*.cruds`). */
   request: () => supertest.Agent;
+  /** A supertest agent without any token. */
+  anonymous: () => supertest.Agent;
+  /** An access token for `scope` (and a patient or user in context). */
+  token: (scope: string, context?: { patient?: string; fhirUser?: string; clientId?: string }) => Promise<string>;
+  /** A supertest agent carrying a token for `scope`. */
+  as: (scope: string, context?: { patient?: string; fhirUser?: string; clientId?: string }) => Promise<supertest.Agent>;
   close: () => Promise<void>;
 }
 
@@ -58,9 +65,16 @@ export async function startTestServer(options: Partial<ContinuumOptions> = {}): 
     ...storeOptions,
     ...options,
   });
+  const baseUrl = options.baseUrl ?? BASE_URL;
+  const token = (scope: string, context: { patient?: string; fhirUser?: string; clientId?: string } = {}): Promise<string> =>
+    continuum.auth.issueToken(baseUrl, { clientId: context.clientId ?? 'test-suite', scope, patient: context.patient, fhirUser: context.fhirUser });
+  const admin = await token('system/*.cruds');
   return {
     continuum,
-    request: () => supertest.agent(continuum.app),
+    request: () => supertest.agent(continuum.app).set('Authorization', `Bearer ${admin}`),
+    anonymous: () => supertest.agent(continuum.app),
+    token,
+    as: async (scope, context) => supertest.agent(continuum.app).set('Authorization', `Bearer ${await token(scope, context)}`),
     close: async () => {
       await continuum.close();
       await drop?.();

@@ -59,6 +59,25 @@ export function extractIndexValues(resource: IndexableResource, registry: Search
   return rows;
 }
 
+/**
+ * Index rows of only the parameters named in `codes` (access checks need a few reference and token
+ * parameters of one resource, not its whole index).
+ */
+export function extractSelected(resource: IndexableResource, registry: SearchParamRegistry, codes: ReadonlySet<string>, options: ExtractOptions = {}): IndexRows {
+  const rows = emptyRows();
+  const ctx: ExtractContext = { resource: resource as ExtractContext['resource'], baseUrl: options.baseUrl?.replace(/\/+$/, '') };
+  for (const def of registry.forType(resource.resourceType)) {
+    if (codes.has(def.code)) {
+      try {
+        extractParam(def, registry, ctx, rows);
+      } catch (err) {
+        options.onError?.(def, err);
+      }
+    }
+  }
+  return rows;
+}
+
 function extractParam(def: SearchParamDef, registry: SearchParamRegistry, ctx: ExtractContext, rows: IndexRows): void {
   const code = def.code;
   if (def.type === 'composite') {

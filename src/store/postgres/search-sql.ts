@@ -258,6 +258,10 @@ export function filterSql(f: SearchFilter, r: string, p: SqlParams): string {
       return `NOT (${filterSql(f.filter, r, p)})`;
     case 'or':
       return any(f.filters.map((g) => filterSql(g, r, p)));
+    case 'and':
+      return f.filters.length === 0 ? 'true' : `(${f.filters.map((g) => filterSql(g, r, p)).join(' AND ')})`;
+    case 'type':
+      return `${r}.resource_type = ANY(${p.add(f.types, 'text[]')})`;
     case 'chain': {
       const x = nextAlias('c');
       const t = nextAlias('t');

@@ -1,5 +1,6 @@
 import { conflict, preconditionFailed } from '../../errors';
 import type {
+  AuthStore,
   HistoryPage,
   HistoryQuery,
   IncludeQuery,
@@ -15,6 +16,7 @@ import type {
 import type { IndexRows } from '../../search/extract/rows';
 import type { Driver, Queryable } from './driver';
 import { IndexBatch, type Indexer, replaceIndexRows } from './index-writer';
+import { PgAuthStore } from './auth-store';
 import { LazyTransaction } from './lazy-transaction';
 import { cacheKey, ReadCache } from './read-cache';
 import { filterSql, keysetSql, type SortColumn, sortColumns, SqlParams } from './search-sql';
@@ -234,6 +236,7 @@ class PgWriter extends PgReader implements StoreWriter {
     // Nested transactions (entries of a transaction Bundle) join this one.
     const joined: Store = {
       kind,
+      auth: new PgAuthStore(q),
       read: (t, i) => this.read(t, i),
       vread: (t, i, v) => this.vread(t, i, v),
       history: (h) => this.history(h),
@@ -451,6 +454,7 @@ function stamp(resource: ResourceLike, versionId: number): { json: string; lastU
 /** The PostgreSQL store over either driver. */
 export class PgStore extends PgReader implements Store {
   readonly kind: Store['kind'];
+  readonly auth: AuthStore;
 
   /** Current versions, for the embedded store only (see read-cache.ts). */
   private readonly cache?: ReadCache;
@@ -461,6 +465,7 @@ export class PgStore extends PgReader implements Store {
   ) {
     super(driver);
     this.kind = driver.kind;
+    this.auth = new PgAuthStore(driver);
     if (driver.kind === 'pglite') {
       this.cache = new ReadCache();
     }

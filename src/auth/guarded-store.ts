@@ -1,0 +1,185 @@
+/**
+ * The store as one caller may see it: every read, search, include, history page and write goes
+ * through the caller's AccessPolicy. The FHIR core hands handlers this store instead of the raw
+ * one, so no interaction, batch entry, operation or bot call can reach data around the policy.
+ *
+ * - read / vread: a resource the caller may not read is reported as absent (404, never 403, so
+ *   that ids of other patients' resources are not confirmed).
+ * - search: the policy's filter for each searched type is added in SQL, and into every chained and
+ *   `_has` filter (a chain cannot probe resources the caller may not search).
+ * - includes and history: each version is checked in memory; delete markers of a resource the
+ *   caller could not see before are hidden.
+ * - writes: the new content must be writable (`c` or `u`), and so must the version it replaces;
+ *   a refused write is a 403 and the transaction it belongs to rolls back.
+ */
+import { forbidden, notFound } from '../errors';
+import type { ResourceLike, SearchFilter, SearchQuery, Store, StoredVersion, StoreReader, StoreWriter, WriteOptions } from '../store/api';
+import type { AccessPolicy } from './policy';
+import type { ScopeLetter } from './scopes';
+
+const parse = (v: StoredVersion): { resourceType: string; id?: string } => JSON.parse(v.json as string) as { resourceType: string; id?: string };
+
+class GuardedReader implements StoreReader {
+  constructor(
+    protected readonly inner: StoreReader,
+    protected readonly policy: AccessPolicy,
+  ) {}
+
+  /** Whether the caller may see this version (delete markers: whether it could see the resource). */
+  protected async visible(v: StoredVersion, letter: ScopeLetter): Promise<boolean> {
+    if (!this.policy.allows(letter, v.resourceType)) {
+      return false;
+    }
+    if (v.json !== undefined) {
+      return this.policy.permits(parse(v), letter);
+    }
+    if (this.policy.filter(v.resourceType, letter) === undefined) {
+      return true;
+    }
+    const previous = Number(v.versionId) > 1 ? await this.inner.vread(v.resourceType, v.id, String(Number(v.versionId) - 1)) : undefined;
+    return previous?.json !== undefined && this.policy.permits(parse(previous), letter);
+  }
+
+  async read(resourceType: string, id: string): Promise<StoredVersion | undefined> {
+    const v = await this.inner.read(resourceType, id);
+    return v && (await this.visible(v, 'r')) ? v : undefined;
+  }
+
+  async vread(resourceType: string, id: string, versionId: string): Promise<StoredVersion | undefined> {
+    const v = await this.inner.vread(resourceType, id, versionId);
+    return v && (await this.visible(v, 'r')) ? v : undefined;
+  }
+
+  async history(query: Parameters<StoreReader['history']>[0]): ReturnType<StoreReader['history']> {
+    const page = await this.inner.history(query);
+    // Instance history is a read of that resource; type and system history are searches.
+    const letter: ScopeLetter = query.id !== undefined ? 'r' : 's';
+    const kept: StoredVersion[] = [];
+    for (const v of page.versions) {
+      if (await this.visible(v, letter)) {
+        kept.push(v);
+      }
+    }
+    if (kept.length === page.versions.length) {
+      return page;
+    }
+    if (query.id !== undefined && kept.length === 0) {
+      throw notFound(`${query.resourceType}/${query.id} is not known`);
+    }
+    // Some versions were hidden: the store's total would count them, so none is reported.
+    return { ...page, versions: kept, total: undefined };
+  }
+
+  async search(query: SearchQuery): ReturnType<StoreReader['search']> {
+    return this.inner.search(this.restrict(query));
+  }
+
+  async includes(query: Parameters<StoreReader['includes']>[0]): Promise<StoredVersion[]> {
+    const found = await this.inner.includes(query);
+    const kept: StoredVersion[] = [];
+    for (const v of found) {
+      if ((await this.visible(v, 'r')) || (await this.visible(v, 's'))) {
+        kept.push(v);
+      }
+    }
+    return kept;
+  }
+
+  /** The query with the policy's filter added for every type it searches, chains into or reverse-chains from. */
+  private restrict(query: SearchQuery): SearchQuery {
+    const types = Array.isArray(query.resourceType) ? query.resourceType : [query.resourceType];
+    const filters = query.filters.map((f) => this.restrictFilter(f));
+    if (types.length === 1) {
+      const own = this.policy.filter(types[0], 's');
+      return { ...query, filters: own ? [...filters, own] : filters };
+    }
+    // A system search: each type with its own rule; types not listed are searched only if unrestricted.
+    const perType = this.policy.perTypeFilter(types.length > 0 ? types : undefined);
+    return { ...query, resourceType: perType.types, filters: perType.filter ? [...filters, perType.filter] : filters };
+  }
+
+  private restrictFilter(f: SearchFilter): SearchFilter {
+    if (f.kind === 'chain' || f.kind === 'has') {
+      const own = this.policy.filter(f.kind === 'chain' ? f.targetType : f.sourceType, 's');
+      const inner = f.filters.map((g) => this.restrictFilter(g));
+      return { ...f, filters: own ? [...inner, own] : inner };
+    }
+    if (f.kind === 'not') {
+      return { ...f, filter: this.restrictFilter(f.filter) };
+    }
+    if (f.kind === 'or' || f.kind === 'and') {
+      return { ...f, filters: f.filters.map((g) => this.restrictFilter(g)) };
+    }
+    return f; // a value filter on the resource itself
+  }
+}
+
+class GuardedWriter extends GuardedReader implements StoreWriter {
+  readonly store: Store;
+
+  constructor(
+    private readonly writer: StoreWriter,
+    policy: AccessPolicy,
+    outer: Store,
+  ) {
+    super(writer, policy);
+    this.store = { ...outer, read: (t, i) => this.read(t, i), vread: (t, i, v) => this.vread(t, i, v), history: (q) => this.history(q), search: (q) => this.search(q), includes: (q) => this.includes(q), transaction: (fn) => fn(this) };
+  }
+
+  private check(resource: { resourceType: string; id?: string }, letter: ScopeLetter, what: string): void {
+    if (!this.policy.permits(resource, letter)) {
+      throw forbidden(`The token's scopes do not allow ${what} ${resource.resourceType}${resource.id ? '/' + resource.id : ''}`);
+    }
+  }
+
+  async create(resource: ResourceLike, options?: WriteOptions): Promise<StoredVersion> {
+    this.check(resource, 'c', 'creating');
+    return this.writer.create(resource, options);
+  }
+
+  async update(resource: ResourceLike, options?: WriteOptions): Promise<{ version: StoredVersion; created: boolean }> {
+    const current = await this.writer.read(resource.resourceType, resource.id as string);
+    if (current?.json !== undefined) {
+      // The version being replaced must be the caller's to change, and so must the new one.
+      this.check(parse(current), 'u', 'updating');
+      this.check(resource, 'u', 'updating');
+    } else {
+      this.check(resource, current ? 'u' : 'c', current ? 'updating' : 'creating');
+    }
+    return this.writer.update(resource, options);
+  }
+
+  async delete(resourceType: string, id: string, options?: WriteOptions): Promise<StoredVersion | undefined> {
+    const current = await this.writer.read(resourceType, id);
+    if (current?.json !== undefined) {
+      this.check(parse(current), 'd', 'deleting');
+    } else if (!this.policy.allows('d', resourceType)) {
+      throw forbidden(`The token's scopes do not allow deleting ${resourceType}`);
+    }
+    return this.writer.delete(resourceType, id, options);
+  }
+}
+
+/** `store` seen through `policy`. */
+export function guardStore(store: Store, policy: AccessPolicy): Store {
+  const reader = new GuardedReader(store, policy);
+  const guarded: Store = {
+    kind: store.kind,
+    auth: store.auth,
+    read: (t, i) => reader.read(t, i),
+    vread: (t, i, v) => reader.vread(t, i, v),
+    history: (q) => reader.history(q),
+    search: (q) => reader.search(q),
+    includes: (q) => reader.includes(q),
+    transaction: (fn) => store.transaction((w) => fn(new GuardedWriter(w, policy, guarded))),
+    reindex: (o) => {
+      if (!policy.isSystemAdmin()) {
+        return Promise.reject(forbidden('Reindexing needs a system/*.cruds (or system/*.*) token'));
+      }
+      return store.reindex(o);
+    },
+    analyze: () => store.analyze(),
+    close: () => store.close(),
+  };
+  return guarded;
+}
