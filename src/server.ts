@@ -78,7 +78,8 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
     new SearchParser(registry, { lenient, baseUrl, defaultCount: limits.defaultCount, maxCount: limits.maxCount, isResourceType });
   const strictParser = parserFor(false);
   const lenientParser = parserFor(true);
-  const auth = new AuthorizationServer(store, { ...DEFAULT_AUTH_OPTIONS, ...(options.auth ?? {}) }, now);
+  const logError = options.logError ?? ((err: unknown, where: string) => console.error(`[continuum] 500 on ${where}:`, err));
+  const auth = new AuthorizationServer(store, { ...DEFAULT_AUTH_OPTIONS, ...(options.auth ?? {}) }, now, logError);
   await auth.init();
   const context = (baseUrl = options.baseUrl ?? 'http://localhost', principal?: Principal): RequestContext => {
     const access = principal ? new AccessPolicy(principal, { registry, parser: strictParser(baseUrl), baseUrl }) : undefined;
@@ -104,7 +105,7 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
     baseUrl: options.baseUrl,
     maxBodyBytes: limits.maxBodyBytes,
     maxJsonDepth: limits.maxJsonDepth,
-    logError: options.logError ?? ((err, where) => console.error(`[continuum] 500 on ${where}:`, err)),
+    logError,
     authenticate: (token, baseUrl) => auth.authenticate(token, baseUrl),
     routes: (baseUrlOf) => auth.router(baseUrlOf),
   });

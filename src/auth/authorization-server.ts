@@ -106,6 +106,7 @@ export class AuthorizationServer {
     private readonly store: Store,
     readonly options: AuthOptions,
     private readonly now: () => Date,
+    private readonly logError: (err: unknown, where: string) => void = (err) => console.error('[continuum] auth:', err),
   ) {
     this.clients = new Clients(store.auth);
     this.users = new Users(store.auth);
@@ -172,7 +173,6 @@ export class AuthorizationServer {
         'client-confidential-asymmetric',
         'sso-openid-connect',
         'context-banner',
-        'context-style',
         'context-ehr-patient',
         'context-standalone-patient',
         'permission-offline',
@@ -248,6 +248,13 @@ export class AuthorizationServer {
       res.setHeader('Cache-Control', 'public, max-age=300');
       res.json(this.keys.jwks());
     });
+    r.use('/auth', (_req: Request, res: Response, next: () => void) => {
+      // The sign-in page must not be framed by another site (clickjacking, RFC 9700 section 4.16).
+      res.setHeader('X-Frame-Options', 'DENY');
+      res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'");
+      res.setHeader('Referrer-Policy', 'no-referrer');
+      next();
+    });
     r.use('/auth', limited);
     r.get('/auth/authorize', wrap((req, res) => this.authorize(req, res, new URL(req.originalUrl, 'http://x').searchParams, baseUrlOf(req))));
     r.post('/auth/authorize', form, wrap((req, res) => this.authorize(req, res, new URLSearchParams(req.body as Record<string, string>), baseUrlOf(req))));
@@ -256,6 +263,20 @@ export class AuthorizationServer {
     r.post('/auth/introspect', form, wrap((req, res) => this.introspect(req, res, baseUrlOf(req))));
     r.post('/auth/revoke', form, wrap((req, res) => this.revoke(req, res, baseUrlOf(req))));
     r.post('/auth/launch', json, form, wrap((req, res) => this.launch(req, res, baseUrlOf(req))));
+    // Body-parser failures (bad JSON, too large) and anything else: an OAuth error, never a stack trace.
+    r.use('/auth', (err: unknown, _req: Request, res: Response, next: (e?: unknown) => void) => {
+      if (res.headersSent) {
+        next(err);
+        return;
+      }
+      const status = (err as { status?: number }).status;
+      if (status !== undefined && status >= 400 && status < 500) {
+        res.status(status).json({ error: 'invalid_request', error_description: (err as Error).message });
+        return;
+      }
+      this.logError(err, 'auth');
+      res.status(500).json({ error: 'server_error', error_description: 'Internal error; the incident was logged' });
+    });
     return r;
   }
 
@@ -289,7 +310,7 @@ export class AuthorizationServer {
     if (p('response_type') !== 'code') {
       return fail('unsupported_response_type', 'response_type must be code');
     }
-    if (p('aud') !== baseUrl) {
+    if ((p('aud') ?? '').replace(/\/+$/, '') !== baseUrl) {
       return fail('invalid_request', `aud must be this FHIR server's base URL, ${baseUrl}`);
     }
     const challenge = p('code_challenge');
@@ -306,7 +327,8 @@ export class AuthorizationServer {
     let launchPatient: string | undefined;
     const launch = p('launch');
     if (launch !== undefined) {
-      const ctx = await this.store.auth.get<{ patient: string }>('launch', launch);
+      // A launch id is good for one authorization.
+      const ctx = await this.store.auth.consume<{ patient: string }>('launch', launch);
       if (!ctx) {
         return fail('invalid_request', 'The launch parameter is unknown or expired');
       }
@@ -417,7 +439,7 @@ export class AuthorizationServer {
       const client = await this.clientAuth.authenticate({ authorization: req.headers.authorization, body }, tokenUrl, true);
       res.json(await this.exchangeCode(client, body, baseUrl));
     } else if (grantType === 'refresh_token') {
-      const client = await this.clientAuth.authenticate({ authorization: req.headers.authorization, body }, tokenUrl, true);
+      const client = await this.refreshingClient(req, body, tokenUrl);
       res.json(await this.refresh(client, body, baseUrl));
     } else if (grantType === 'client_credentials') {
       const client = await this.clientAuth.authenticate({ authorization: req.headers.authorization, body }, tokenUrl, false);
@@ -470,8 +492,34 @@ export class AuthorizationServer {
     }
     const principal = { clientId: client.clientId, scope, patient: record.doc.patient, fhirUser: record.doc.fhirUser };
     const out = await this.tokenResponse(principal, baseUrl, undefined, false);
-    out.refresh_token = body.refresh_token;
+    if (client.type === 'public') {
+      // RFC 9700 section 4.14.2: a public client's refresh token is rotated (the old one stops working),
+      // with the original grant's scope and lifetime.
+      await this.store.auth.remove('refresh', sha256(body.refresh_token));
+      const next = randomToken();
+      await this.store.auth.put('refresh', sha256(next), record.doc, record.expiresAt ? new Date(record.expiresAt) : undefined);
+      out.refresh_token = next;
+    } else {
+      out.refresh_token = body.refresh_token;
+    }
     return out;
+  }
+
+  /**
+   * The client of a refresh request: authenticated as usual, or, for a public client that sends
+   * neither credentials nor client_id (fhirclient does not by default), the client the refresh
+   * token was issued to.
+   */
+  private async refreshingClient(req: Request, body: Record<string, string | undefined>, tokenUrl: string): Promise<ClientRegistration> {
+    const anonymous = !req.headers.authorization && body.client_id === undefined && body.client_assertion === undefined && body.client_assertion_type === undefined;
+    if (anonymous && body.refresh_token) {
+      const record = await this.store.auth.get<RefreshGrant>('refresh', sha256(body.refresh_token));
+      const client = record && (await this.clients.get(record.doc.clientId));
+      if (client?.type === 'public') {
+        return client;
+      }
+    }
+    return this.clientAuth.authenticate({ authorization: req.headers.authorization, body }, tokenUrl, true);
   }
 
   private async clientCredentials(client: ClientRegistration, body: Record<string, string | undefined>, baseUrl: string): Promise<Record<string, unknown>> {
@@ -497,8 +545,10 @@ export class AuthorizationServer {
       out.patient = principal.patient;
       out.need_patient_banner = true;
     }
-    if (scopes.other.has('openid') && scopes.other.has('fhirUser') && principal.fhirUser) {
-      out.id_token = await this.tokens.issueId(baseUrl, principal.clientId, `${baseUrl}/${principal.fhirUser}`, this.options.accessTokenSeconds, nonce);
+    if (scopes.other.has('openid') && principal.fhirUser) {
+      // OpenID Connect: an ID token whenever openid was granted; the fhirUser claim only with fhirUser.
+      const fhirUser = scopes.other.has('fhirUser') ? `${baseUrl}/${principal.fhirUser}` : undefined;
+      out.id_token = await this.tokens.issueId(baseUrl, principal.clientId, principal.fhirUser, fhirUser, this.options.accessTokenSeconds, nonce);
     }
     const offline = scopes.other.has('offline_access');
     if (withRefresh && (offline || scopes.other.has('online_access'))) {
@@ -515,12 +565,12 @@ export class AuthorizationServer {
   // Introspection, revocation, launch
 
   /** The caller of introspection: a client authenticating itself, or any valid bearer token. */
-  private async introspectionCaller(req: Request, baseUrl: string): Promise<void> {
+  private async introspectionCaller(req: Request, baseUrl: string): Promise<string | undefined> {
     const auth = req.headers.authorization;
     if (auth?.startsWith('Bearer ')) {
       try {
-        await this.tokens.verify(auth.slice(7), baseUrl);
-        return;
+        const { principal } = await this.tokens.verify(auth.slice(7), baseUrl);
+        return parseScopes(principal.scope).grants.some((g) => g.context === 'system') ? undefined : principal.clientId;
       } catch (err) {
         if (err instanceof TokenError) {
           throw new OAuthError(401, 'invalid_token', err.message);
@@ -528,23 +578,26 @@ export class AuthorizationServer {
         throw err;
       }
     }
-    await this.clientAuth.authenticate({ authorization: auth, body: (req.body ?? {}) as Record<string, string | undefined> }, `${baseUrl}/auth/token`, true);
+    const client = await this.clientAuth.authenticate({ authorization: auth, body: (req.body ?? {}) as Record<string, string | undefined> }, `${baseUrl}/auth/token`, true);
+    // An authenticated (confidential) client may act as a resource server; a public one asks only about its own tokens.
+    return client.type === 'public' ? client.clientId : undefined;
   }
 
   private async introspect(req: Request, res: Response, baseUrl: string): Promise<void> {
     res.setHeader('Cache-Control', 'no-store');
-    await this.introspectionCaller(req, baseUrl);
+    // Confidential clients and backend services may introspect any token; others only their own.
+    const caller = await this.introspectionCaller(req, baseUrl);
     const token = formValue(req.body, 'token');
     if (!token) {
       throw new OAuthError(400, 'invalid_request', 'token is required');
     }
     const claims = await this.tokens.inspect(token);
-    if (claims && !this.tokens.isRevoked(claims.jti) && claims.aud === baseUrl) {
+    if (claims && !(await this.tokens.isRevoked(claims.jti)) && claims.aud === baseUrl && (caller === undefined || caller === claims.client_id)) {
       res.json({ active: true, token_type: 'Bearer', ...claims });
       return;
     }
     const refresh = await this.store.auth.get<RefreshGrant>('refresh', sha256(token));
-    if (refresh) {
+    if (refresh && (caller === undefined || caller === refresh.doc.clientId)) {
       const exp = refresh.expiresAt ? Math.floor(Date.parse(refresh.expiresAt) / 1000) : undefined;
       res.json({ active: true, token_type: 'refresh_token', client_id: refresh.doc.clientId, scope: refresh.doc.scope, patient: refresh.doc.patient, fhirUser: refresh.doc.fhirUser, exp });
       return;

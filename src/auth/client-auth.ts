@@ -54,8 +54,19 @@ export class ClientAuthenticator {
       if (colon < 0) {
         throw invalidClient('Basic credentials must be client_id:client_secret');
       }
-      const id = decodeURIComponent(decoded.slice(0, colon));
-      const secret = decodeURIComponent(decoded.slice(colon + 1));
+      // RFC 6749 section 2.3.1: both parts are form-urlencoded.
+      const formDecode = (v: string): string => {
+        try {
+          return decodeURIComponent(v.replace(/\+/g, ' '));
+        } catch {
+          throw invalidClient('Basic credentials are not valid form-urlencoding');
+        }
+      };
+      const id = formDecode(decoded.slice(0, colon));
+      const secret = formDecode(decoded.slice(colon + 1));
+      if (body.client_id !== undefined && body.client_id !== id) {
+        throw invalidClient('client_id in the body does not match the Basic credentials');
+      }
       const client = await this.clients.checkSecret(id, secret);
       if (!client) {
         throw invalidClient('Unknown client or wrong client secret');

@@ -17,6 +17,9 @@ import type { ResourceLike, SearchFilter, SearchQuery, Store, StoredVersion, Sto
 import type { AccessPolicy } from './policy';
 import type { ScopeLetter } from './scopes';
 
+/** How many hidden versions one history page may skip over before it is returned short. */
+const HISTORY_SCAN_BUDGET = 2000;
+
 const parse = (v: StoredVersion): { resourceType: string; id?: string } => JSON.parse(v.json as string) as { resourceType: string; id?: string };
 
 class GuardedReader implements StoreReader {
@@ -50,24 +53,67 @@ class GuardedReader implements StoreReader {
     return v && (await this.visible(v, 'r')) ? v : undefined;
   }
 
+  /**
+   * History through the policy. Versions are checked one by one, so a page is filled from as many
+   * store pages as it takes (up to a scan budget), the `next` link is given only when a version
+   * the caller may see follows, and no total is reported when the rules narrow the listing (the
+   * store's count would include versions the caller may not see).
+   */
   async history(query: Parameters<StoreReader['history']>[0]): ReturnType<StoreReader['history']> {
-    const page = await this.inner.history(query);
     // Instance history is a read of that resource; type and system history are searches.
     const letter: ScopeLetter = query.id !== undefined ? 'r' : 's';
+    if (!this.restricts(query.resourceType, letter)) {
+      return this.inner.history(query);
+    }
     const kept: StoredVersion[] = [];
-    for (const v of page.versions) {
-      if (await this.visible(v, letter)) {
-        kept.push(v);
+    let budget = HISTORY_SCAN_BUDGET + query.count;
+    let cursor = query.cursor;
+    let next: string | undefined;
+    while (kept.length < query.count) {
+      const page = await this.inner.history({ ...query, cursor, count: Math.min(query.count - kept.length, budget) });
+      budget -= page.versions.length;
+      for (const v of page.versions) {
+        if (await this.visible(v, letter)) {
+          kept.push(v);
+        }
       }
+      next = page.next;
+      if (!next || budget <= 0) {
+        break;
+      }
+      cursor = next;
     }
-    if (kept.length === page.versions.length) {
-      return page;
+    if (next && budget > 0 && !(await this.anyVisibleFrom({ ...query, cursor: next }, letter, budget))) {
+      next = undefined;
     }
-    if (query.id !== undefined && kept.length === 0) {
-      throw notFound(`${query.resourceType}/${query.id} is not known`);
+    return { versions: kept, next, total: undefined };
+  }
+
+  /** Whether the policy narrows what `letter` shows of `type` (any type when undefined). */
+  private restricts(type: string | undefined, letter: ScopeLetter): boolean {
+    if (type !== undefined) {
+      return this.policy.filter(type, letter) !== undefined;
     }
-    // Some versions were hidden: the store's total would count them, so none is reported.
-    return { ...page, versions: kept, total: undefined };
+    return this.policy.perTypeFilter(undefined).filter !== undefined;
+  }
+
+  /** Whether some version from `query.cursor` on is visible (looking at up to `budget` versions). */
+  private async anyVisibleFrom(query: Parameters<StoreReader['history']>[0], letter: ScopeLetter, budget: number): Promise<boolean> {
+    let cursor = query.cursor;
+    while (budget > 0) {
+      const page = await this.inner.history({ ...query, cursor, count: Math.min(100, budget) });
+      budget -= page.versions.length;
+      for (const v of page.versions) {
+        if (await this.visible(v, letter)) {
+          return true;
+        }
+      }
+      if (!page.next) {
+        return false;
+      }
+      cursor = page.next;
+    }
+    return true; // not known within the budget: keep the link (a later page may be short)
   }
 
   async search(query: SearchQuery): ReturnType<StoreReader['search']> {
@@ -127,9 +173,21 @@ class GuardedWriter extends GuardedReader implements StoreWriter {
   }
 
   private check(resource: { resourceType: string; id?: string }, letter: ScopeLetter, what: string): void {
-    if (!this.policy.permits(resource, letter)) {
+    if (!this.policy.permitsWrite(resource, letter)) {
       throw forbidden(`The token's scopes do not allow ${what} ${resource.resourceType}${resource.id ? '/' + resource.id : ''}`);
     }
+  }
+
+  /**
+   * The version a write replaces: one the caller cannot read is reported as absent (404, as a read
+   * would), so a refused write does not confirm that the id exists.
+   */
+  private async replaced(resourceType: string, id: string): Promise<StoredVersion | undefined> {
+    const current = await this.writer.read(resourceType, id);
+    if (current && !(await this.visible(current, 'r'))) {
+      throw notFound(`${resourceType}/${id} is not known`);
+    }
+    return current;
   }
 
   async create(resource: ResourceLike, options?: WriteOptions): Promise<StoredVersion> {
@@ -138,7 +196,7 @@ class GuardedWriter extends GuardedReader implements StoreWriter {
   }
 
   async update(resource: ResourceLike, options?: WriteOptions): Promise<{ version: StoredVersion; created: boolean }> {
-    const current = await this.writer.read(resource.resourceType, resource.id as string);
+    const current = await this.replaced(resource.resourceType, resource.id as string);
     if (current?.json !== undefined) {
       // The version being replaced must be the caller's to change, and so must the new one.
       this.check(parse(current), 'u', 'updating');
@@ -150,7 +208,7 @@ class GuardedWriter extends GuardedReader implements StoreWriter {
   }
 
   async delete(resourceType: string, id: string, options?: WriteOptions): Promise<StoredVersion | undefined> {
-    const current = await this.writer.read(resourceType, id);
+    const current = await this.replaced(resourceType, id);
     if (current?.json !== undefined) {
       this.check(parse(current), 'd', 'deleting');
     } else if (!this.policy.allows('d', resourceType)) {

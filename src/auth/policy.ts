@@ -192,6 +192,28 @@ export class AccessPolicy {
     return { types: allowed, filter: { kind: 'or', filters: parts } };
   }
 
+  /**
+   * Whether the caller may write (`c`, `u`, `d`) this content. Beyond `permits`: a caller bounded
+   * to one patient may not write a resource that also sits in another patient's compartment (a
+   * write into someone else's record, or a shared resource such as a Group of several patients).
+   */
+  permitsWrite(resource: { resourceType: string; id?: string }, letter: ScopeLetter): boolean {
+    if (!this.permits(resource, letter)) {
+      return false;
+    }
+    const applied = this.applied(resource.resourceType, letter);
+    if (applied.some((a) => a.patient === undefined)) {
+      return true; // an unbounded grant (system, practitioner) covers it
+    }
+    if (resource.resourceType === 'Patient') {
+      return true; // permits() already required it to be the patient's own record
+    }
+    const codes = new Set(patientCompartmentParams(resource.resourceType));
+    const rows = extractSelected(resource, this.deps.registry, codes, { baseUrl: this.deps.baseUrl });
+    const patients = new Set(applied.map((a) => a.patient));
+    return rows.reference.every((r) => !codes.has(r.code) || r.targetType !== 'Patient' || patients.has(r.targetId ?? undefined));
+  }
+
   /** Whether the caller may `letter` this resource (parsed JSON). */
   permits(resource: { resourceType: string; id?: string }, letter: ScopeLetter): boolean {
     const applied = this.applied(resource.resourceType, letter);

@@ -32,8 +32,9 @@ export class TokenError extends Error {}
 
 export class Tokens {
   private readonly verified = new Map<string, { principal: Principal; claims: AccessClaims; aud: string }>();
-  private readonly revoked = new Set<string>();
-  private revokedSeq = 0;
+  private revoked = new Set<string>();
+  /** Revoked here since the last poll (kept across the reload in case the poll raced the write). */
+  private readonly localRevocations = new Set<string>();
   private polledAt = 0;
 
   constructor(
@@ -71,17 +72,20 @@ export class Tokens {
   }
 
   /** An OpenID Connect ID token for the client (`aud` = client id). */
-  async issueId(baseUrl: string, clientId: string, fhirUser: string, lifetime: number, nonce?: string): Promise<string> {
+  async issueId(baseUrl: string, clientId: string, subject: string, fhirUser: string | undefined, lifetime: number, nonce?: string): Promise<string> {
     const key = this.keys.signing();
     const iat = this.seconds();
-    const payload: Record<string, unknown> = { fhirUser };
+    const payload: Record<string, unknown> = {};
+    if (fhirUser) {
+      payload.fhirUser = fhirUser;
+    }
     if (nonce) {
       payload.nonce = nonce;
     }
     return new jose.SignJWT(payload)
       .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT' })
       .setIssuer(baseUrl)
-      .setSubject(fhirUser)
+      .setSubject(subject)
       .setAudience(clientId)
       .setIssuedAt(iat)
       .setExpirationTime(iat + lifetime)
@@ -137,25 +141,35 @@ export class Tokens {
     }
   }
 
-  isRevoked(jti: string): boolean {
+  /** Whether the token was revoked (by this process or, as of the last poll, another). */
+  async isRevoked(jti: string): Promise<boolean> {
+    await this.catchUpRevocations();
     return this.revoked.has(jti);
   }
 
   /** Revokes an access token until it would have expired anyway. */
   async revoke(claims: Pick<AccessClaims, 'jti' | 'exp'>): Promise<void> {
     this.revoked.add(claims.jti);
+    this.localRevocations.add(claims.jti);
     await this.auth.put('revoked', claims.jti, {}, new Date(claims.exp * 1000));
   }
 
+  /**
+   * Reloads the live revocations (they expire with the tokens, within an hour, so the set stays
+   * small). Reading them all, rather than those after a sequence number, cannot miss one whose
+   * transaction committed out of order.
+   */
   private async catchUpRevocations(): Promise<void> {
     const t = Date.now();
     if (t - this.polledAt < REVOCATION_POLL_MS) {
       return;
     }
     this.polledAt = t;
-    for (const r of await this.auth.list('revoked', this.revokedSeq)) {
-      this.revoked.add(r.id);
-      this.revokedSeq = Math.max(this.revokedSeq, r.seq);
+    const live = new Set((await this.auth.list('revoked')).map((r) => r.id));
+    for (const jti of this.localRevocations) {
+      live.add(jti);
     }
+    this.localRevocations.clear();
+    this.revoked = live;
   }
 }

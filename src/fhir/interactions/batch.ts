@@ -168,7 +168,7 @@ async function batch(req: FhirRequest, ctx: RequestContext, dispatch: Dispatch, 
   const withResource = req.preferReturn === 'representation';
   for (const e of entries) {
     try {
-      out.push(responseEntry(ctx, await dispatch(entryRequest(e, req), ctx), withResource));
+      out.push(responseEntry(ctx, await dispatch(entryRequest(e, req), ctx), withResource || e.method === 'GET' || e.method === 'HEAD'));
     } catch (err) {
       const fe = prefixError(err, e);
       if (fe.category === 'internal') {

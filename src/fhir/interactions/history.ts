@@ -1,4 +1,4 @@
-import { badRequest } from '../../errors';
+import { badRequest, notFound } from '../../errors';
 import { countParam, instantParam, param, requireId, requireType } from '../common';
 import { bundle, historyEntry, links, pageUrl } from '../bundle';
 import { checkParams } from '../params';
@@ -20,6 +20,9 @@ export const history: Handler = async (req, ctx, params) => {
     throw badRequest(`_cursor '${cursor}' is not a cursor this server issued`);
   }
   const count = countParam(req, ctx.limits.defaultCount, ctx.limits.maxCount);
+  if (type !== undefined && id !== undefined && !(await ctx.store.read(type, id))) {
+    throw notFound(`${type}/${id} is not known`);
+  }
   const page = await ctx.store.history({ resourceType: type, id, since, count, cursor });
   const path = [type, id, '_history'].filter(Boolean).join('/');
   const fixed: [string, string][] = [];
