@@ -19,6 +19,7 @@ import { applySearchParameter, checkSearchParameter, loadSearchParameterFiles, l
 import { projectRoot } from './util/root';
 import { AuthorizationServer, type AuthOptions, DEFAULT_AUTH_OPTIONS } from './auth/authorization-server';
 import { guardStore } from './auth/guarded-store';
+import { AuditLog } from './audit/audit-log';
 import { AccessPolicy, type Principal } from './auth/policy';
 
 export interface ContinuumOptions extends StoreConfig {
@@ -37,6 +38,8 @@ export interface Continuum {
   store: Store;
   /** The authorization server: clients, users, keys, tokens. */
   auth: AuthorizationServer;
+  /** The audit trail's writer (flushes in batches; flushed on close). */
+  audit: AuditLog;
   /**
    * A request context for in-process calls: the server's own (import) without a principal, or
    * bound to a principal's scopes and patient (bots, tests).
@@ -79,7 +82,8 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
   const strictParser = parserFor(false);
   const lenientParser = parserFor(true);
   const logError = options.logError ?? ((err: unknown, where: string) => console.error(`[continuum] 500 on ${where}:`, err));
-  const auth = new AuthorizationServer(store, { ...DEFAULT_AUTH_OPTIONS, ...(options.auth ?? {}) }, now, logError);
+  const auditLog = new AuditLog(store.audit);
+  const auth = new AuthorizationServer(store, { ...DEFAULT_AUTH_OPTIONS, ...(options.auth ?? {}) }, now, logError, auditLog);
   await auth.init();
   const context = (baseUrl = options.baseUrl ?? 'http://localhost', principal?: Principal): RequestContext => {
     const access = principal ? new AccessPolicy(principal, { registry, parser: strictParser(baseUrl), baseUrl }) : undefined;
@@ -101,13 +105,25 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
     searchParser: (lenient) => (lenient ? lenientParser(baseUrl) : strictParser(baseUrl)),
     };
   };
-  const app = createApp(context, {
+  // Requests over HTTP are audited; in-process work (the CLI import) is not.
+  const app = createApp((baseUrl, principal) => ({ ...context(baseUrl, principal), audit: auditLog }), {
     baseUrl: options.baseUrl,
     maxBodyBytes: limits.maxBodyBytes,
     maxJsonDepth: limits.maxJsonDepth,
     logError,
     authenticate: (token, baseUrl) => auth.authenticate(token, baseUrl),
+    audit: auditLog,
     routes: (baseUrlOf) => auth.router(baseUrlOf),
   });
-  return { app, store, auth, context, close: () => store.close() };
+  return {
+    app,
+    store,
+    auth,
+    audit: auditLog,
+    context,
+    close: async () => {
+      await auditLog.flush();
+      await store.close();
+    },
+  };
 }

@@ -16,7 +16,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import express, { type Request, type Response, type Router } from 'express';
-import type { Store } from '../store/api';
+import type { AuditRow, Store } from '../store/api';
+import type { AuditLog } from '../audit/audit-log';
 import { type ClientRegistration, Clients, Users } from './accounts';
 import { ClientAuthenticator, OAuthError, ASSERTION_ALGS } from './client-auth';
 import { KeyRing } from './keys';
@@ -107,6 +108,7 @@ export class AuthorizationServer {
     readonly options: AuthOptions,
     private readonly now: () => Date,
     private readonly logError: (err: unknown, where: string) => void = (err) => console.error('[continuum] auth:', err),
+    private readonly audit?: AuditLog,
   ) {
     this.clients = new Clients(store.auth);
     this.users = new Users(store.auth);
@@ -280,6 +282,11 @@ export class AuthorizationServer {
     return r;
   }
 
+  /** An audit row for a sign-in or token request. */
+  private record(interaction: string, action: AuditRow['action'], outcome: AuditRow['outcome'], rest: Partial<AuditRow>): void {
+    this.audit?.record({ recorded: this.now().toISOString(), category: 'login', interaction, action, outcome, ...rest });
+  }
+
   // -------------------------------------------------------------------------------------------
   // Authorization code flow
 
@@ -372,12 +379,14 @@ export class AuthorizationServer {
     if (!pending.username) {
       const account = await this.users.verify(formValue(body, 'username') ?? '', formValue(body, 'password') ?? '');
       if (!account) {
+        this.record('login', 'E', '4', { clientId: pending.clientId, detail: 'sign-in failed: wrong user name or password' });
         res
           .status(401)
           .type('html')
           .send(loginPage({ requestId, clientName: client.name ?? client.clientId, scopes: pending.scope.split(' '), error: 'Wrong user name or password.', username: formValue(body, 'username') }));
         return;
       }
+      this.record('login', 'E', '0', { clientId: pending.clientId, fhirUser: account.fhirUser, detail: `sign-in of ${account.username}` });
       fhirUser = account.fhirUser;
       pending.username = account.username;
       pending.fhirUser = account.fhirUser;
@@ -434,6 +443,18 @@ export class AuthorizationServer {
     const tokenUrl = `${baseUrl}/auth/token`;
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('Pragma', 'no-cache');
+    const grantType = body.grant_type;
+    try {
+      await this.grant(req, res, body, baseUrl, tokenUrl);
+    } catch (err) {
+      if (err instanceof OAuthError) {
+        this.record('token', 'E', '4', { clientId: body.client_id, detail: `${grantType ?? 'no grant_type'}: ${err.error}: ${err.message}` });
+      }
+      throw err;
+    }
+  }
+
+  private async grant(req: Request, res: Response, body: Record<string, string | undefined>, baseUrl: string, tokenUrl: string): Promise<void> {
     const grantType = body.grant_type;
     if (grantType === 'authorization_code') {
       const client = await this.clientAuth.authenticate({ authorization: req.headers.authorization, body }, tokenUrl, true);
@@ -529,11 +550,13 @@ export class AuthorizationServer {
       throw new OAuthError(400, 'invalid_scope', `Ask for system/ scopes within this client's registration (${client.scope})`);
     }
     const { token } = await this.tokens.issueAccess({ clientId: client.clientId, scope }, baseUrl, this.options.backendTokenSeconds);
+    this.record('token', 'E', '0', { clientId: client.clientId, detail: `client_credentials: ${scope}` });
     return { access_token: token, token_type: 'Bearer', expires_in: this.options.backendTokenSeconds, scope };
   }
 
   private async tokenResponse(principal: Omit<Principal, 'jti'>, baseUrl: string, nonce: string | undefined, withRefresh = true): Promise<Record<string, unknown>> {
     const { token } = await this.tokens.issueAccess(principal, baseUrl, this.options.accessTokenSeconds);
+    this.record('token', 'E', '0', { clientId: principal.clientId, fhirUser: principal.fhirUser, patient: principal.patient, detail: `token: ${principal.scope}` });
     const scopes = parseScopes(principal.scope);
     const out: Record<string, unknown> = {
       access_token: token,

@@ -224,6 +224,7 @@ export function guardStore(store: Store, policy: AccessPolicy): Store {
   const guarded: Store = {
     kind: store.kind,
     auth: store.auth,
+    audit: store.audit,
     read: (t, i) => reader.read(t, i),
     vread: (t, i, v) => reader.vread(t, i, v),
     history: (q) => reader.history(q),

@@ -6,7 +6,7 @@
  * handle(FhirRequest, ctx) -> FhirResponse knows nothing about HTTP; the edge, batch/transaction
  * entries and bots all call it.
  */
-import { FhirError, operationOutcome } from '../errors';
+import { FhirError, STATUS_BY_CATEGORY, operationOutcome } from '../errors';
 import { isResourceType } from '../validation/schema';
 import { batchOrTransaction } from './interactions/batch';
 import { capabilities } from './interactions/capabilities';
@@ -19,8 +19,10 @@ import { read } from './interactions/read';
 import { search } from './interactions/search';
 import { update } from './interactions/update';
 import { vread } from './interactions/vread';
+import { auditLogOperation } from './operations/audit-log';
 import { reindexOperation } from './operations/reindex';
 import { validateOperation } from './operations/validate';
+import type { AuditRow } from '../store/api';
 import type { FhirRequest, FhirResponse, InteractionRow, PathParams, RequestContext } from './types';
 
 export const INTERACTIONS: readonly InteractionRow[] = [
@@ -33,6 +35,7 @@ export const INTERACTIONS: readonly InteractionRow[] = [
   { interaction: 'search-type', method: 'GET', pattern: ':ctype/:cid/:type', level: 'type', scope: 's', handler: search },
   { interaction: 'operation', operation: 'validate', method: 'POST', pattern: ':type/$validate', level: 'type', scope: 'r', handler: validateOperation },
   { interaction: 'operation', operation: 'reindex', method: 'POST', pattern: '$reindex', level: 'system', scope: 'u', handler: reindexOperation },
+  { interaction: 'operation', operation: 'audit-log', method: 'GET', pattern: '$audit-log', level: 'system', scope: 's', handler: auditLogOperation },
   { interaction: 'operation', operation: 'reindex', method: 'POST', pattern: ':type/$reindex', level: 'type', scope: 'u', handler: reindexOperation },
   { interaction: 'history-type', method: 'GET', pattern: ':type/_history', level: 'type', scope: 's', handler: history },
   { interaction: 'create', method: 'POST', pattern: ':type', level: 'type', scope: 'c', handler: create },
@@ -116,14 +119,79 @@ export function route(method: FhirRequest['method'], path: string): Match {
   throw new FhirError('not-found', op ? `Unknown operation '${op}' at '/${path}'` : `No FHIR endpoint at '/${path}'`);
 }
 
-/** Handles one FHIR request in process. */
+/** Handles one FHIR request in process (and audits it, when the context says so). */
 export async function handle(req: FhirRequest, ctx: RequestContext): Promise<FhirResponse> {
   const path = req.path.replace(/^\/+|\/+$/g, '');
-  const { row, params } = route(req.method, path);
-  // The interaction table says which scope letter each interaction needs; what the caller may
-  // see within that is the guarded store's business (ctx.store).
-  if (ctx.access && row.scope !== 'none') {
-    ctx.access.require(row.scope, params.type);
+  let match: Match | undefined;
+  try {
+    match = route(req.method, path);
+    const { row, params } = match;
+    // The interaction table says which scope letter each interaction needs; what the caller may
+    // see within that is the guarded store's business (ctx.store).
+    if (ctx.access && row.scope !== 'none') {
+      ctx.access.require(row.scope, params.type);
+    }
+    const out = await row.handler({ ...req, path }, ctx, params);
+    ctx.audit?.record(auditRow(ctx, req, match, out.status, out));
+    return out;
+  } catch (err) {
+    ctx.audit?.record(auditRow(ctx, req, match, err instanceof FhirError ? STATUS_BY_CATEGORY[err.category] : 500, undefined, err));
+    throw err;
   }
-  return row.handler({ ...req, path }, ctx, params);
+}
+
+const ACTION: Record<string, AuditRow['action']> = {
+  create: 'C',
+  read: 'R',
+  vread: 'R',
+  'history-instance': 'R',
+  'history-type': 'R',
+  'history-system': 'R',
+  'search-type': 'R',
+  'search-system': 'R',
+  capabilities: 'R',
+  update: 'U',
+  patch: 'U',
+  delete: 'D',
+};
+
+/** The audit row of one interaction: who, what, on which resource and patient, and how it ended. */
+export function auditRow(ctx: RequestContext, req: FhirRequest, match: Match | undefined, status: number, out?: FhirResponse, err?: unknown): AuditRow {
+  const principal = ctx.access?.principal;
+  let interaction = match ? (match.row.operation ? `operation:${match.row.operation}` : match.row.interaction) : 'unknown';
+  if (interaction === 'transaction' && (req.body as { type?: unknown } | undefined)?.type === 'batch') {
+    interaction = 'batch'; // one route serves both Bundle types
+  }
+  const p = match?.params;
+  let entity = p?.compartment ? `${p.compartment.type}/${p.compartment.id}` : p?.type && p.id ? `${p.type}/${p.id}` : p?.type;
+  if (out?.location) {
+    entity = out.location.replace(/\/_history\/.*$/, '');
+  }
+  return {
+    recorded: ctx.now().toISOString(),
+    category: 'rest',
+    interaction,
+    action: ACTION[match?.row.interaction ?? ''] ?? 'E',
+    outcome: status < 400 ? '0' : status < 500 ? '4' : '8',
+    status,
+    clientId: principal?.clientId,
+    fhirUser: principal?.fhirUser,
+    patient: principal?.patient ?? patientOf(entity, out),
+    entity,
+    detail: err instanceof Error ? `${req.method} ${req.path}: ${err.message}`.slice(0, 500) : `${req.method} ${req.path}`.slice(0, 500),
+  };
+}
+
+/** The patient an interaction concerns, when the entity or a returned resource names one. */
+function patientOf(entity: string | undefined, out: FhirResponse | undefined): string | undefined {
+  if (entity?.startsWith('Patient/')) {
+    return entity.slice('Patient/'.length).split('/')[0];
+  }
+  // A returned resource's subject / patient reference (cheap: the serialised text, no parsing).
+  const json = out?.json;
+  if (json) {
+    const m = /"(?:subject|patient|beneficiary)":\{"reference":"Patient\/([A-Za-z0-9\-.]{1,64})"/.exec(json);
+    return m?.[1];
+  }
+  return undefined;
 }

@@ -4,6 +4,7 @@
  */
 import type { OperationOutcome, OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 import type { Store } from '../store/api';
+import type { AuditLog } from '../audit/audit-log';
 import type { Limits } from '../config';
 import type { SearchParser } from '../search/parse';
 import type { AccessPolicy } from '../auth/policy';
@@ -57,6 +58,8 @@ export interface RequestContext {
   store: Store;
   /** The caller's access rules; undefined for the server's own work (import, migrations). */
   access?: AccessPolicy;
+  /** Where each interaction's audit row goes (undefined: not audited, e.g. the CLI import). */
+  audit?: AuditLog;
   /** Absolute FHIR base URL without trailing slash, e.g. `http://localhost:8080`. */
   baseUrl: string;
   limits: Limits;

@@ -5,12 +5,14 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Resource } from '@medplum/fhirtypes';
 import { badRequest, FhirError, operationOutcome, STATUS_BY_CATEGORY } from '../errors';
-import { handle } from '../fhir/router';
+import { auditRow, handle, route } from '../fhir/router';
 import type { FhirMethod, FhirRequest, FhirResponse, PreferReturn, RequestContext } from '../fhir/types';
 import { parseJsonBody } from '../util/json';
 import { readBody } from './body';
 import { bodyType, checkAcceptable, FHIR_JSON } from './negotiate';
 import type { Principal } from '../auth/policy';
+import type { AuditLog } from '../audit/audit-log';
+import type { AuditRow } from '../store/api';
 
 /** What the edge needs to build each request's context (for the caller the token names). */
 export type ContextFactory = (baseUrl: string, principal?: Principal) => RequestContext;
@@ -27,6 +29,8 @@ export interface AppOptions {
   logError?: (err: unknown, where: string) => void;
   /** Bearer-token verification; every FHIR request but GET /metadata needs a valid token. */
   authenticate: Authenticate;
+  /** Where refused requests (no or bad token) are audited; the core audits the rest. */
+  audit?: AuditLog;
   /** Routes served before the FHIR API (the authorization server and discovery documents). */
   routes?: (baseUrlOf: (req: Request) => string) => express.Router;
 }
@@ -150,6 +154,19 @@ function sendError(res: Response, err: unknown, options: AppOptions, where: stri
   res.end(JSON.stringify(fe.outcome, null, pretty ? 2 : undefined));
 }
 
+/** The audit row of a request refused before it reached the core (no or bad token). */
+function refusedRow(ctx: RequestContext, req: Request, err: unknown): AuditRow {
+  const method = req.method.toUpperCase() as FhirMethod;
+  const path = req.path.replace(/^\/+|\/+$/g, '');
+  let match: ReturnType<typeof route> | undefined;
+  try {
+    match = route(method, path);
+  } catch {
+    match = undefined; // not a FHIR route either; audited as 'unknown'
+  }
+  return auditRow(ctx, { method, path, query: {} }, match, 401, undefined, err);
+}
+
 /** The caller named by the request's bearer token; 401 without one or with a bad one. */
 async function bearer(req: Request, baseUrl: string, authenticate: Authenticate): Promise<Principal> {
   const h = header(req, 'authorization');
@@ -201,7 +218,13 @@ export function createApp(makeContext: ContextFactory, options: AppOptions): exp
     try {
       // Only the CapabilityStatement is public; the token is checked before the body is read.
       const open = (req.method === 'GET' || req.method === 'HEAD') && /^\/*metadata\/*$/.test(req.path);
-      const principal = open ? undefined : await bearer(req, baseUrl, options.authenticate);
+      let principal: Principal | undefined;
+      try {
+        principal = open ? undefined : await bearer(req, baseUrl, options.authenticate);
+      } catch (err) {
+        options.audit?.record(refusedRow(makeContext(baseUrl), req, err));
+        throw err;
+      }
       const { fhirReq, pretty } = await toFhirRequest(req, options);
       const out = await handle(fhirReq, makeContext(baseUrl, principal));
       send(res, baseUrl, out, pretty);

@@ -223,9 +223,42 @@ export interface AuthStore {
   remove(kind: AuthKind, id: string): Promise<boolean>;
 }
 
+/** One audit record (src/audit builds AuditEvent resources from these). */
+export interface AuditRow {
+  seq?: number;
+  recorded: string;
+  category: 'rest' | 'login';
+  interaction: string;
+  action: 'C' | 'R' | 'U' | 'D' | 'E';
+  outcome: '0' | '4' | '8';
+  status?: number;
+  clientId?: string;
+  fhirUser?: string;
+  patient?: string;
+  entity?: string;
+  detail?: string;
+}
+
+export interface AuditQuery {
+  patient?: string;
+  clientId?: string;
+  since?: string;
+  /** Rows after this sequence number (paging). */
+  afterSeq?: number;
+  count: number;
+}
+
+/** The audit trail: appended in batches, read newest last by sequence. */
+export interface AuditStore {
+  append(rows: AuditRow[]): Promise<void>;
+  query(q: AuditQuery): Promise<AuditRow[]>;
+}
+
 export interface Store extends StoreReader {
   /** Records of the authorization server (not FHIR resources; never reachable through the FHIR API). */
   readonly auth: AuthStore;
+  /** The audit trail. */
+  readonly audit: AuditStore;
   /**
    * Runs `fn` in one database transaction: all of its writes commit together or none do.
    * Nested calls (from a transaction Bundle's entries) join the outer transaction.

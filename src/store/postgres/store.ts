@@ -1,5 +1,6 @@
 import { conflict, preconditionFailed } from '../../errors';
 import type {
+  AuditStore,
   AuthStore,
   HistoryPage,
   HistoryQuery,
@@ -16,6 +17,7 @@ import type {
 import type { IndexRows } from '../../search/extract/rows';
 import type { Driver, Queryable } from './driver';
 import { IndexBatch, type Indexer, replaceIndexRows } from './index-writer';
+import { PgAuditStore } from './audit-store';
 import { PgAuthStore } from './auth-store';
 import { LazyTransaction } from './lazy-transaction';
 import { cacheKey, ReadCache } from './read-cache';
@@ -237,6 +239,7 @@ class PgWriter extends PgReader implements StoreWriter {
     const joined: Store = {
       kind,
       auth: new PgAuthStore(q),
+      audit: new PgAuditStore(q),
       read: (t, i) => this.read(t, i),
       vread: (t, i, v) => this.vread(t, i, v),
       history: (h) => this.history(h),
@@ -455,6 +458,7 @@ function stamp(resource: ResourceLike, versionId: number): { json: string; lastU
 export class PgStore extends PgReader implements Store {
   readonly kind: Store['kind'];
   readonly auth: AuthStore;
+  readonly audit: AuditStore;
 
   /** Current versions, for the embedded store only (see read-cache.ts). */
   private readonly cache?: ReadCache;
@@ -466,6 +470,7 @@ export class PgStore extends PgReader implements Store {
     super(driver);
     this.kind = driver.kind;
     this.auth = new PgAuthStore(driver);
+    this.audit = new PgAuditStore(driver);
     if (driver.kind === 'pglite') {
       this.cache = new ReadCache();
     }
