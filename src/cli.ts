@@ -12,6 +12,7 @@ import { type Continuum, createContinuum, type ContinuumOptions } from './server
 import { RegistrationError } from './auth/accounts';
 import type { JWK } from './auth/jose';
 import { parseScopes } from './auth/scopes';
+import type { TrustedIssuer } from './auth/external';
 
 const HELP = `continuum: a FHIR R4 server for Chronic Care Management
 
@@ -42,6 +43,9 @@ Serve options:
   --host <addr>          Address to bind (default: 127.0.0.1; also: HOST)
   --base-url <url>       Public base URL (default: from each request's Host header)
   --max-body <bytes>     Largest request body (default: ${DEFAULT_LIMITS.maxBodyBytes})
+  --trusted-issuers <f>  JSON file: external identity providers whose tokens are accepted,
+                         [{"issuer", "jwksUri", "audience"?, "scopeClaim"?, "scopeMap"?,
+                           "patientClaim"?, "fhirUserClaim"?, "clientIdClaim"?}]
 
 Token options:
   --scope <scopes>       Scopes (default: "system/*.cruds")
@@ -77,6 +81,7 @@ const OPTIONS = {
   memory: { type: 'boolean' },
   'database-url': { type: 'string' },
   'max-body': { type: 'string' },
+  'trusted-issuers': { type: 'string' },
   type: { type: 'string' },
   scope: { type: 'string' },
   patient: { type: 'string' },
@@ -134,8 +139,25 @@ function describeStore(o: ContinuumOptions): string {
   return o.memory ? 'embedded PostgreSQL in memory (nothing is kept)' : `embedded PostgreSQL in ${o.dataDir}`;
 }
 
+/** The --trusted-issuers file: a JSON array of issuers, each with an issuer URL and a JWKS URL. */
+function trustedIssuers(file: string | undefined): TrustedIssuer[] {
+  if (file === undefined) {
+    return [];
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new UsageError(`--trusted-issuers: cannot read ${file}: ${(err as Error).message}`);
+  }
+  if (!Array.isArray(parsed) || parsed.some((t) => typeof t?.issuer !== 'string' || typeof t?.jwksUri !== 'string')) {
+    throw new UsageError('--trusted-issuers must hold a JSON array of objects with "issuer" and "jwksUri" strings');
+  }
+  return parsed as TrustedIssuer[];
+}
+
 async function serve(values: Values): Promise<void> {
-  const options = storeOptions(values);
+  const options: ContinuumOptions = { ...storeOptions(values), auth: { trustedIssuers: trustedIssuers(values['trusted-issuers']) } };
   const port = positiveInt('port', values.port ?? process.env.PORT, DEFAULT_PORT);
   const host = values.host ?? process.env.HOST ?? '127.0.0.1';
   const continuum = await createContinuum(options);

@@ -83,7 +83,11 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
   const lenientParser = parserFor(true);
   const logError = options.logError ?? ((err: unknown, where: string) => console.error(`[continuum] 500 on ${where}:`, err));
   const auditLog = new AuditLog(store.audit);
-  const auth = new AuthorizationServer(store, { ...DEFAULT_AUTH_OPTIONS, ...(options.auth ?? {}) }, now, logError, auditLog);
+  const authOptions = { ...DEFAULT_AUTH_OPTIONS, ...(options.auth ?? {}) };
+  // Access tokens live an hour at most, backend tokens five minutes, whatever the configuration says.
+  authOptions.accessTokenSeconds = Math.min(authOptions.accessTokenSeconds, 3600);
+  authOptions.backendTokenSeconds = Math.min(authOptions.backendTokenSeconds, 300);
+  const auth = new AuthorizationServer(store, authOptions, now, logError, auditLog);
   await auth.init();
   const context = (baseUrl = options.baseUrl ?? 'http://localhost', principal?: Principal): RequestContext => {
     const access = principal ? new AccessPolicy(principal, { registry, parser: strictParser(baseUrl), baseUrl }) : undefined;

@@ -20,6 +20,7 @@ import type { AuditRow, Store } from '../store/api';
 import type { AuditLog } from '../audit/audit-log';
 import { type ClientRegistration, Clients, Users } from './accounts';
 import { ClientAuthenticator, OAuthError, ASSERTION_ALGS } from './client-auth';
+import { ExternalIssuers, type TrustedIssuer } from './external';
 import { KeyRing } from './keys';
 import { errorPage, loginPage, pickerPage } from './pages';
 import type { Principal } from './policy';
@@ -38,6 +39,8 @@ export interface AuthOptions {
   onlineRefreshSeconds: number;
   /** Requests per client address per minute on /auth/*. */
   authRequestsPerMinute: number;
+  /** External identity providers whose access tokens are accepted too. */
+  trustedIssuers: TrustedIssuer[];
 }
 
 export const DEFAULT_AUTH_OPTIONS: AuthOptions = {
@@ -46,6 +49,7 @@ export const DEFAULT_AUTH_OPTIONS: AuthOptions = {
   offlineRefreshSeconds: 30 * 24 * 3600,
   onlineRefreshSeconds: 12 * 3600,
   authRequestsPerMinute: 300,
+  trustedIssuers: [],
 };
 
 const CODE_SECONDS = 120;
@@ -60,6 +64,7 @@ interface PendingAuthorization {
   nonce?: string;
   codeChallenge: string;
   launchPatient?: string;
+  launchEncounter?: string;
   /** Set once the user signed in (the picker step). */
   username?: string;
   fhirUser?: string;
@@ -72,6 +77,7 @@ interface CodeGrant {
   codeChallenge: string;
   nonce?: string;
   patient?: string;
+  encounter?: string;
   fhirUser: string;
 }
 
@@ -102,6 +108,7 @@ export class AuthorizationServer {
   readonly tokens: Tokens;
   private readonly clientAuth: ClientAuthenticator;
   private readonly limiter: RateLimiter;
+  private readonly external: ExternalIssuers;
 
   constructor(
     private readonly store: Store,
@@ -116,14 +123,19 @@ export class AuthorizationServer {
     this.tokens = new Tokens(this.keys, store.auth, now);
     this.clientAuth = new ClientAuthenticator(this.clients, store.auth, now);
     this.limiter = new RateLimiter(options.authRequestsPerMinute, 60_000);
+    this.external = new ExternalIssuers(options.trustedIssuers, now);
   }
 
   async init(): Promise<void> {
     await this.keys.load();
   }
 
-  /** Verifies a bearer token for a FHIR request; throws TokenError. */
+  /** Verifies a bearer token for a FHIR request (ours, or a trusted issuer's); throws TokenError. */
   async authenticate(token: string, baseUrl: string): Promise<Principal> {
+    const trusted = this.external.issuerOf(token);
+    if (trusted && trusted.issuer !== baseUrl) {
+      return this.external.verify(trusted, token, baseUrl);
+    }
     return (await this.tokens.verify(token, baseUrl)).principal;
   }
 
@@ -332,16 +344,18 @@ export class AuthorizationServer {
       return fail('invalid_scope', `None of the requested scopes is allowed for ${client.clientId}`);
     }
     let launchPatient: string | undefined;
+    let launchEncounter: string | undefined;
     const launch = p('launch');
     if (launch !== undefined) {
       // A launch id is good for one authorization.
-      const ctx = await this.store.auth.consume<{ patient: string }>('launch', launch);
+      const ctx = await this.store.auth.consume<{ patient: string; encounter?: string }>('launch', launch);
       if (!ctx) {
         return fail('invalid_request', 'The launch parameter is unknown or expired');
       }
       launchPatient = ctx.doc.patient;
+      launchEncounter = ctx.doc.encounter;
     }
-    const pending: PendingAuthorization = { clientId: client.clientId, redirectUri, scope, state, nonce: p('nonce'), codeChallenge: challenge, launchPatient };
+    const pending: PendingAuthorization = { clientId: client.clientId, redirectUri, scope, state, nonce: p('nonce'), codeChallenge: challenge, launchPatient, launchEncounter };
     const requestId = randomToken();
     await this.store.auth.put('authz', requestId, pending, new Date(this.now().getTime() + PENDING_SECONDS * 1000));
     res.status(200).type('html').send(loginPage({ requestId, clientName: client.name ?? client.clientId, scopes: scope.split(' ') }));
@@ -418,6 +432,7 @@ export class AuthorizationServer {
       codeChallenge: pending.codeChallenge,
       nonce: pending.nonce,
       patient,
+      encounter: patient === pending.launchPatient ? pending.launchEncounter : undefined,
       fhirUser: fhirUser as string,
     };
     await this.store.auth.put('code', sha256(code), grant, new Date(this.now().getTime() + CODE_SECONDS * 1000));
@@ -492,7 +507,11 @@ export class AuthorizationServer {
     if (!/^[A-Za-z0-9._~-]{43,128}$/.test(body.code_verifier) || pkceChallenge(body.code_verifier) !== grant.codeChallenge) {
       throw new OAuthError(400, 'invalid_grant', 'code_verifier does not match the code_challenge');
     }
-    return this.tokenResponse({ clientId: client.clientId, scope: grant.scope, patient: grant.patient, fhirUser: grant.fhirUser }, baseUrl, grant.nonce);
+    const out = await this.tokenResponse({ clientId: client.clientId, scope: grant.scope, patient: grant.patient, fhirUser: grant.fhirUser }, baseUrl, grant.nonce);
+    if (grant.encounter) {
+      out.encounter = grant.encounter; // EHR launch context
+    }
+    return out;
   }
 
   private async refresh(client: ClientRegistration, body: Record<string, string | undefined>, baseUrl: string): Promise<Record<string, unknown>> {
@@ -669,8 +688,12 @@ export class AuthorizationServer {
     if (!patient || !(await this.store.read('Patient', patient))?.json) {
       throw new OAuthError(400, 'invalid_request', 'patient must be the id of an existing Patient');
     }
+    const encounter = formValue(req.body, 'encounter');
+    if (encounter !== undefined && !(await this.store.read('Encounter', encounter))?.json) {
+      throw new OAuthError(400, 'invalid_request', 'encounter must be the id of an existing Encounter');
+    }
     const launch = randomToken();
-    await this.store.auth.put('launch', launch, { patient }, new Date(this.now().getTime() + LAUNCH_SECONDS * 1000));
-    res.status(201).json({ launch, patient, expires_in: LAUNCH_SECONDS });
+    await this.store.auth.put('launch', launch, { patient, encounter }, new Date(this.now().getTime() + LAUNCH_SECONDS * 1000));
+    res.status(201).json({ launch, patient, encounter, expires_in: LAUNCH_SECONDS });
   }
 }

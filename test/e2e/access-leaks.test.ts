@@ -797,12 +797,6 @@ describe('patient/*.rs for A: batch and transaction', () => {
 describe('patient/*.rs for A: $validate', () => {
   const body = (): Observation => obs('A', f.a.patient, f.practitioner, 'vital');
 
-  test('POST Observation/<B vital>/$validate -> 404', async () => {
-    const res = await asA.post(`/Observation/${f.b.vital}/$validate`).set('Content-Type', FHIR_JSON).send({ ...body(), id: f.b.vital });
-    expectNoLeak(res, '$validate');
-    expect(res.status).toBe(404);
-  });
-
   test.each([[''], ['?mode=update'], ['?mode=delete']])('POST Observation/<B vital>/$validate%s answers as for an id that does not exist', async (mode) => {
     const missing = 'does-not-exist-validate';
     const real = await asA.post(`/Observation/${f.b.vital}/$validate${mode}`).set('Content-Type', FHIR_JSON).send({ ...body(), id: f.b.vital });

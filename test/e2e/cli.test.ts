@@ -96,11 +96,12 @@ interface Served {
 
 /** `continuum serve` on `storeArgs`, once GET /metadata answers. */
 async function serve(storeArgs: string[]): Promise<Served> {
-  const { child, base, exited } = await startServe(storeArgs, { cwd, env: childEnv() });
+  const { child, base, exited, token } = await startServe(storeArgs, { cwd, env: childEnv() });
   children.push(child);
+  const bearer = await token();
   return {
     get: async <T>(path: string) => {
-      const res = await fetch(`${base}/${path}`);
+      const res = await fetch(`${base}/${path}`, { headers: { Authorization: `Bearer ${bearer}` } });
       const text = await res.text();
       return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
     },
@@ -242,6 +243,93 @@ describe('serve on a port already in use', () => {
       expect(r.stdout).not.toContain('Continuum serves FHIR R4');
     } finally {
       blocker.close();
+    }
+  });
+});
+
+describe('authorization administration', () => {
+  test('clients, users and token on a stopped store; the server then honours them', async () => {
+    const store = await newStore();
+    const added = await run(['clients', 'add', 'chart-app', '--type', 'public', '--scope', 'launch/patient openid fhirUser patient/*.rs', '--redirect-uri', 'https://chart.example/cb', '--name', 'Chart', ...store]);
+    expect(added).toEqual({ code: 0, stdout: expect.stringContaining("Registered public client 'chart-app'"), stderr: '' });
+    const secretClient = await run(['clients', 'add', 'etl', '--type', 'confidential-symmetric', '--scope', 'system/*.rs', ...store]);
+    expect(secretClient.code).toBe(0);
+    const secret = /Client secret \(shown once\): (\S+)/.exec(secretClient.stdout)?.[1];
+    expect(secret).toMatch(/^[A-Za-z0-9_-]{20,}$/);
+    const listed = await run(['clients', 'list', ...store]);
+    expect(listed.stdout).toMatch(/^chart-app\tpublic\t/m);
+    expect(listed.stdout).toMatch(/^etl\tconfidential-symmetric\tsystem\/\*\.rs/m);
+    expect(listed.stdout).not.toContain(secret as string);
+
+    const user = await run(['users', 'add', 'dr.lee', '--fhir-user', 'Practitioner/lee', '--password', 'long enough secret', ...store]);
+    expect(user).toEqual({ code: 0, stdout: "Added user 'dr.lee' (Practitioner/lee).\n", stderr: '' });
+    expect((await run(['users', 'list', ...store])).stdout).toBe('dr.lee\tPractitioner/lee\n');
+    const short = await run(['users', 'add', 'x', '--fhir-user', 'Patient/1', '--password', 'short', ...store]);
+    expect(short.code).toBe(2);
+    expect(short.stderr).toContain('at least 8 characters');
+
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer();
+      s.listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const token = await run(['token', '--scope', 'system/Patient.rs', '--port', String(port), ...store]);
+    expect(token.code).toBe(0);
+    const jwt = token.stdout.trim();
+    expect(jwt.split('.')).toHaveLength(3);
+    const tooLong = await run(['token', '--lifetime', '7200', ...store]);
+    expect(tooLong.code).toBe(2);
+    expect(tooLong.stderr).toContain('at most 3600');
+
+    // A server on that port (the token's audience) accepts it within its scopes, and the clients
+    // registered above mean no development client is made.
+    const { child, base, output } = await startServe(store, { cwd, env: childEnv(), port });
+    children.push(child);
+    try {
+      const ok = await fetch(`${base}/Patient`, { headers: { Authorization: `Bearer ${jwt}` } });
+      expect(ok.status).toBe(200);
+      const refused = await fetch(`${base}/Observation`, { headers: { Authorization: `Bearer ${jwt}` } });
+      expect(refused.status).toBe(403);
+      const backend = await fetch(`${base}/auth/token`, {
+        method: 'POST',
+        headers: { Authorization: `Basic ${Buffer.from(`etl:${secret as string}`).toString('base64')}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: 'grant_type=client_credentials&scope=system%2FPatient.rs',
+      });
+      expect(backend.status).toBe(200);
+      expect(output()).not.toContain('client secret:');
+    } finally {
+      child.kill('SIGTERM');
+    }
+
+    const removed = await run(['clients', 'remove', 'chart-app', ...store]);
+    expect(removed.code).toBe(0);
+    expect((await run(['clients', 'remove', 'chart-app', ...store])).code).toBe(1);
+  });
+
+  test('keys rotate: a new signing key; a token signed before still verifies', async () => {
+    const store = await newStore();
+    const before = await run(['token', '--port', '1', ...store]);
+    const kidOf = (jwt: string): string => (JSON.parse(Buffer.from(jwt.split('.')[0], 'base64url').toString('utf8')) as { kid: string }).kid;
+    const rotated = await run(['keys', 'rotate', ...store]);
+    expect(rotated.code).toBe(0);
+    const after = await run(['token', '--port', '1', ...store]);
+    expect(kidOf(after.stdout.trim())).not.toBe(kidOf(before.stdout.trim()));
+    expect(rotated.stdout).toContain(kidOf(after.stdout.trim()));
+  });
+
+  test('a fresh store served: a development client is registered and its secret printed once, with a working curl', async () => {
+    const { child, base, token, output } = await startServe(await newStore(), { cwd, env: childEnv() });
+    children.push(child);
+    try {
+      expect(output()).toContain('client id:     continuum-dev');
+      expect(output()).toContain(`curl -H "Authorization: Bearer $TOKEN" ${base}/Patient`);
+      const res = await fetch(`${base}/Patient`, { headers: { Authorization: `Bearer ${await token()}` } });
+      expect(res.status).toBe(200);
+      expect((await fetch(`${base}/Patient`)).status).toBe(401);
+    } finally {
+      child.kill('SIGTERM');
     }
   });
 });

@@ -22,6 +22,9 @@ function serve(dataDir: string): Promise<ServeProcess> {
   return startServe(['--data-dir', dataDir]);
 }
 
+/** The bearer token of the server being called (each server has its own base URL, the token's audience). */
+let token = '';
+
 async function call(
   base: string,
   method: string,
@@ -30,7 +33,7 @@ async function call(
 ): Promise<{ status: number; body: Record<string, unknown> | undefined }> {
   const res = await fetch(`${base}/${path}`, {
     method,
-    headers: body === undefined ? {} : { 'Content-Type': FHIR_JSON },
+    headers: { Authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'Content-Type': FHIR_JSON }) },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
@@ -64,6 +67,8 @@ afterAll(() => {
 test('every acknowledged write survives kill -9 of the server', async () => {
   const first = await serve(dataDir);
   running.push(first.child);
+  const secret = first.devSecret as string;
+  token = await first.token();
   const expected = new Map<string, Expected>();
   const ack = (what: string, res: { status: number; body?: Record<string, unknown> }, status: number): void => {
     if (res.status !== status) {
@@ -117,6 +122,7 @@ test('every acknowledged write survives kill -9 of the server', async () => {
   // Restart on the same data directory (crash recovery) and check every acknowledged write.
   expect(existsSync(join(dataDir, 'PG_VERSION'))).toBe(true);
   const second = await serve(dataDir);
+  token = await second.token(secret);
   running.push(second.child);
   for (const [ref, want] of expected) {
     const read = await call(second.base, 'GET', ref);

@@ -407,10 +407,16 @@ describe('discovery', () => {
     expect(res.headers['access-control-allow-origin']).toBeDefined();
   });
 
-  test('/metadata needs no token', async () => {
+  test('/metadata needs no token and names SMART-on-FHIR security with the oauth-uris extension', async () => {
     const res = await anon().get('/metadata');
     expect(res.status).toBe(200);
     expect(res.body.resourceType).toBe('CapabilityStatement');
+    const security = res.body.rest[0].security as { service: { coding: { code: string }[] }[]; extension: { url: string; extension: { url: string; valueUri: string }[] }[] };
+    expect(security.service[0].coding[0].code).toBe('SMART-on-FHIR');
+    const uris = security.extension.find((e) => e.url === 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris')?.extension ?? [];
+    const smart = (await anon().get('/.well-known/smart-configuration')).body as Record<string, string>;
+    expect(uris.find((u) => u.url === 'authorize')?.valueUri).toBe(smart.authorization_endpoint);
+    expect(uris.find((u) => u.url === 'token')?.valueUri).toBe(smart.token_endpoint);
   });
 
   test('a FHIR read without a token is 401 with WWW-Authenticate: Bearer and an OperationOutcome', async () => {
@@ -968,6 +974,22 @@ describe('EHR launch', () => {
     const { payload } = await jose.jwtVerify(body.id_token!, await serverJwks(), { issuer: BASE_URL, audience: PUBLIC_APP });
     expect(payload.fhirUser).toBe(`${BASE_URL}/Practitioner/${practitionerId}`);
     expect((await bearer(body.access_token).get(`/Patient/${patientC}`)).status).toBe(200);
+  });
+
+  test('a launch with an encounter puts the encounter in the token response; a launch id works once', async () => {
+    const enc = await server.request().post('/Encounter').set('Content-Type', FHIR_JSON).send({ resourceType: 'Encounter', status: 'in-progress', class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB' }, subject: { reference: `Patient/${patientC}` } });
+    expect(enc.status).toBe(201);
+    const made = await bearer(await doctorToken()).post('/auth/launch').type('form').send({ patient: patientC, encounter: enc.body.id as string });
+    expect(made.status).toBe(201);
+    const launch = made.body.launch as string;
+    const flow = await authorizeAndSignIn({ launch, scope: 'launch patient/*.rs', username: DOCTOR_USER, password: DOCTOR_PASSWORD });
+    const body = (await exchange(flow)).body as TokenResponse & { encounter?: string };
+    expect(body.patient).toBe(patientC);
+    expect(body.encounter).toBe(enc.body.id);
+    const { params } = authorizeParams({ launch, scope: 'launch patient/*.rs' });
+    const again = redirectParams(await anon().get('/auth/authorize').query(params));
+    expect(again.get('error')).toBe('invalid_request');
+    expect(again.get('code')).toBeNull();
   });
 
   test('an unknown launch redirects with an error and no code', async () => {

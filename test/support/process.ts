@@ -35,14 +35,35 @@ export interface ServeProcess {
   /** Everything the child printed so far (stdout and stderr). */
   output: () => string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** The development client's secret, printed when the server registered it (a fresh store). */
+  devSecret?: string;
+  /**
+   * An access token (system/*.cruds, five minutes) from the development client through the token
+   * endpoint; `secret` for a store whose client an earlier server registered.
+   */
+  token: (secret?: string) => Promise<string>;
+}
+
+/** A backend token from `base`'s token endpoint for the development client. */
+export async function devToken(base: string, secret: string): Promise<string> {
+  const res = await fetch(`${base}/auth/token`, {
+    method: 'POST',
+    headers: { Authorization: `Basic ${Buffer.from(`continuum-dev:${secret}`).toString('base64')}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: 'grant_type=client_credentials&scope=' + encodeURIComponent('system/*.cruds'),
+  });
+  const body = (await res.json()) as { access_token?: string };
+  if (!res.ok || !body.access_token) {
+    throw new Error(`token request failed: ${res.status} ${JSON.stringify(body)}`);
+  }
+  return body.access_token;
 }
 
 /**
  * `continuum serve --port <free port> ...args`, resolved once GET /metadata answers 200 (at most
  * 60 s). Fails with the child's output if it exits or does not answer.
  */
-export async function startServe(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; label?: string } = {}): Promise<ServeProcess> {
-  const port = await freePort();
+export async function startServe(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; label?: string; port?: number } = {}): Promise<ServeProcess> {
+  const port = options.port ?? (await freePort());
   const child = spawn(process.execPath, [CLI, 'serve', '--port', String(port), ...args], {
     cwd: options.cwd ?? ROOT,
     env: options.env ?? cleanEnv(),
@@ -66,7 +87,14 @@ export async function startServe(args: string[], options: { cwd?: string; env?: 
       () => false,
     );
     if (ok) {
-      return { child, base, output: () => out, exited };
+      const devSecret = /client secret: (\S+)/.exec(out)?.[1];
+      const token = (secret = devSecret): Promise<string> => {
+        if (!secret) {
+          throw new Error(`${label}no development client secret (the store already had clients):\n${out}`);
+        }
+        return devToken(base, secret);
+      };
+      return { child, base, output: () => out, exited, devSecret, token };
     }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');

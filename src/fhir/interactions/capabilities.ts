@@ -59,6 +59,22 @@ export async function capabilities(
     rest: [
       {
         mode: 'server',
+        // SMART App Launch: the authorization server's endpoints (also in /.well-known/smart-configuration).
+        security: {
+          cors: true,
+          service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }] }],
+          extension: [
+            {
+              url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris',
+              extension: [
+                { url: 'authorize', valueUri: `${ctx.baseUrl}/auth/authorize` },
+                { url: 'token', valueUri: `${ctx.baseUrl}/auth/token` },
+                { url: 'introspect', valueUri: `${ctx.baseUrl}/auth/introspect` },
+                { url: 'revoke', valueUri: `${ctx.baseUrl}/auth/revoke` },
+              ],
+            },
+          ],
+        },
         resource: resources,
         interaction: systemCodes.map((code) => ({ code: code as 'transaction' })),
         operation: [...new Set(systemOps.map((r) => r.operation as string))].map((name) => ({

@@ -1,5 +1,5 @@
 import type { OperationOutcome, Parameters, Resource } from '@medplum/fhirtypes';
-import { badRequest, notFound, outcomeOf } from '../../errors';
+import { badRequest, outcomeOf } from '../../errors';
 import { validateStructure } from '../../validation/schema';
 import { requireId, requireType } from '../common';
 import type { Handler } from '../types';
@@ -34,13 +34,6 @@ export const validateOperation: Handler = async (req, ctx, params) => {
     }
     const current = await ctx.store.read(type, id);
     return { status: 200, resource: outcomeFor(current && !current.deleted ? [] : [`${type}/${id} does not exist`]) };
-  }
-  if (id !== undefined) {
-    // Instance-level validation is about an existing resource (one the caller may read).
-    const current = await ctx.store.read(type, id);
-    if (!current || current.deleted) {
-      throw notFound(`${type}/${id} is not known`);
-    }
   }
   if (typeof resource !== 'object' || resource === null) {
     throw badRequest('$validate needs a resource in the body or a Parameters with a resource parameter');
