@@ -20,6 +20,7 @@ import { projectRoot } from './util/root';
 import { AuthorizationServer, type AuthOptions, DEFAULT_AUTH_OPTIONS } from './auth/authorization-server';
 import { guardStore } from './auth/guarded-store';
 import { AuditLog } from './audit/audit-log';
+import { DEFAULT_EXPORT_OPTIONS, ExportRunner, type ExportOptions } from './bulk/export';
 import { AccessPolicy, type Principal } from './auth/policy';
 
 export interface ContinuumOptions extends StoreConfig {
@@ -31,6 +32,8 @@ export interface ContinuumOptions extends StoreConfig {
   profileDirs?: string[];
   /** Token lifetimes and limits of the authorization server. */
   auth?: Partial<AuthOptions>;
+  /** Bulk Data export settings (how long files stay available). */
+  export?: Partial<ExportOptions>;
 }
 
 export interface Continuum {
@@ -109,8 +112,10 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
     searchParser: (lenient) => (lenient ? lenientParser(baseUrl) : strictParser(baseUrl)),
     };
   };
+  const exportRunner = new ExportRunner(store, () => strictParser(options.baseUrl ?? 'http://localhost'), { ...DEFAULT_EXPORT_OPTIONS, ...(options.export ?? {}) }, now, logError);
+  exportRunner.start();
   // Requests over HTTP are audited; in-process work (the CLI import) is not.
-  const app = createApp((baseUrl, principal) => ({ ...context(baseUrl, principal), audit: auditLog }), {
+  const app = createApp((baseUrl, principal) => ({ ...context(baseUrl, principal), audit: auditLog, exportRunner }), {
     baseUrl: options.baseUrl,
     maxBodyBytes: limits.maxBodyBytes,
     maxJsonDepth: limits.maxJsonDepth,
@@ -126,6 +131,7 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
     audit: auditLog,
     context,
     close: async () => {
+      await exportRunner.stop();
       await auditLog.flush();
       await store.close();
     },

@@ -225,6 +225,20 @@ export function guardStore(store: Store, policy: AccessPolicy): Store {
     kind: store.kind,
     auth: store.auth,
     audit: store.audit,
+    exportJobs: store.exportJobs,
+    snapshot: (q) => {
+      // Exports are for callers who may see every resource of the type (backend services).
+      if (!policy.allows('r', q.resourceType) || policy.filter(q.resourceType, 'r') !== undefined) {
+        return Promise.reject(forbidden(`Exporting ${q.resourceType} needs access to all of its resources (system/${q.resourceType}.rs)`));
+      }
+      return store.snapshot(q);
+    },
+    snapshotCount: (q) => {
+      if (!policy.allows('r', q.resourceType) || policy.filter(q.resourceType, 'r') !== undefined) {
+        return Promise.reject(forbidden(`Exporting ${q.resourceType} needs access to all of its resources (system/${q.resourceType}.rs)`));
+      }
+      return store.snapshotCount(q);
+    },
     read: (t, i) => reader.read(t, i),
     vread: (t, i, v) => reader.vread(t, i, v),
     history: (q) => reader.history(q),

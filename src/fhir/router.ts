@@ -1,6 +1,6 @@
 /**
  * The interaction table and the router. Each row is one FHIR interaction or operation: it drives
- * routing, the CapabilityStatement and (with the SMART issue) scope checks and audit. Adding an
+ * routing, the CapabilityStatement, scope checks and audit. Adding an
  * interaction means adding a row here and a module in ./interactions or ./operations.
  *
  * handle(FhirRequest, ctx) -> FhirResponse knows nothing about HTTP; the edge, batch/transaction
@@ -20,10 +20,18 @@ import { search } from './interactions/search';
 import { update } from './interactions/update';
 import { vread } from './interactions/vread';
 import { auditLogOperation } from './operations/audit-log';
+import { everythingOperation } from './operations/everything';
+import { exportCancel, exportFile, exportKickoff, exportStatus } from '../bulk/export';
+import { importOperation } from '../bulk/import';
 import { reindexOperation } from './operations/reindex';
 import { validateOperation } from './operations/validate';
 import type { AuditRow } from '../store/api';
 import type { FhirRequest, FhirResponse, InteractionRow, PathParams, RequestContext } from './types';
+
+const BULK_EXPORT = 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export';
+const BULK_EXPORT_PATIENT = 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export';
+const BULK_EXPORT_GROUP = 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export';
+const PATIENT_EVERYTHING = 'http://hl7.org/fhir/OperationDefinition/Patient-everything';
 
 export const INTERACTIONS: readonly InteractionRow[] = [
   { interaction: 'capabilities', method: 'GET', pattern: 'metadata', level: 'system', scope: 'none', handler: (req, ctx) => capabilities(req, ctx, INTERACTIONS) },
@@ -36,6 +44,13 @@ export const INTERACTIONS: readonly InteractionRow[] = [
   { interaction: 'operation', operation: 'validate', method: 'POST', pattern: ':type/$validate', level: 'type', scope: 'r', handler: validateOperation },
   { interaction: 'operation', operation: 'reindex', method: 'POST', pattern: '$reindex', level: 'system', scope: 'u', handler: reindexOperation },
   { interaction: 'operation', operation: 'audit-log', method: 'GET', pattern: '$audit-log', level: 'system', scope: 's', handler: auditLogOperation },
+  { interaction: 'operation', operation: 'export', definition: BULK_EXPORT, method: 'GET', pattern: '$export', level: 'system', scope: 'r', handler: exportKickoff },
+  { interaction: 'operation', operation: 'import', method: 'POST', pattern: '$import', level: 'system', scope: 'c', handler: (req, ctx) => importOperation(handle)(req, ctx, {}) },
+  { interaction: 'operation', operation: 'export-status', hidden: true, method: 'GET', pattern: '$export-status/:id', level: 'system', scope: 'r', handler: exportStatus },
+  { interaction: 'operation', operation: 'export-status', hidden: true, method: 'DELETE', pattern: '$export-status/:id', level: 'system', scope: 'r', handler: exportCancel },
+  { interaction: 'operation', operation: 'export-file', hidden: true, method: 'GET', pattern: '$export-file/:id/:vid', level: 'system', scope: 'r', handler: exportFile },
+  { interaction: 'operation', operation: 'export', definition: BULK_EXPORT_PATIENT, types: ['Patient'], method: 'GET', pattern: ':type/$export', level: 'type', scope: 'r', handler: exportKickoff },
+  { interaction: 'operation', operation: 'export', definition: BULK_EXPORT_GROUP, types: ['Group'], method: 'GET', pattern: ':type/:id/$export', level: 'instance', scope: 'r', handler: exportKickoff },
   { interaction: 'operation', operation: 'reindex', method: 'POST', pattern: ':type/$reindex', level: 'type', scope: 'u', handler: reindexOperation },
   { interaction: 'history-type', method: 'GET', pattern: ':type/_history', level: 'type', scope: 's', handler: history },
   { interaction: 'create', method: 'POST', pattern: ':type', level: 'type', scope: 'c', handler: create },
@@ -48,6 +63,8 @@ export const INTERACTIONS: readonly InteractionRow[] = [
   { interaction: 'history-instance', method: 'GET', pattern: ':type/:id/_history', level: 'instance', scope: 'r', handler: history },
   { interaction: 'vread', method: 'GET', pattern: ':type/:id/_history/:vid', level: 'instance', scope: 'r', handler: vread },
   { interaction: 'operation', operation: 'validate', method: 'POST', pattern: ':type/:id/$validate', level: 'instance', scope: 'r', handler: validateOperation },
+  { interaction: 'operation', operation: 'everything', definition: PATIENT_EVERYTHING, types: ['Patient'], method: 'GET', pattern: ':type/:id/$everything', level: 'instance', scope: 'r', handler: everythingOperation },
+  { interaction: 'operation', operation: 'everything', definition: PATIENT_EVERYTHING, types: ['Patient'], method: 'POST', pattern: ':type/:id/$everything', level: 'instance', scope: 'r', handler: everythingOperation },
 ];
 
 interface Match {

@@ -50,6 +50,13 @@ export interface FhirResponse {
   lastModified?: string;
   /** An outcome for `Prefer: return=OperationOutcome` or a warning to attach. */
   outcome?: OperationOutcome;
+  /** Extra headers (Content-Location of an async job, X-Progress, Retry-After, ...). */
+  headers?: Record<string, string>;
+  /** A body that is not a FHIR resource (a Bulk Data manifest), sent with `contentType`. */
+  body?: string;
+  /** A streamed body (NDJSON files): `write` resolves when the client has taken the chunk. */
+  stream?: (write: (chunk: string) => Promise<void>) => Promise<void>;
+  contentType?: string;
 }
 
 /** Everything a handler needs, passed explicitly (no globals, no config lookups deep inside). */
@@ -58,6 +65,8 @@ export interface RequestContext {
   store: Store;
   /** The caller's access rules; undefined for the server's own work (import, migrations). */
   access?: AccessPolicy;
+  /** Starts a queued Bulk Data export job in the background. */
+  exportRunner?: { kick(id: string): void };
   /** Where each interaction's audit row goes (undefined: not audited, e.g. the CLI import). */
   audit?: AuditLog;
   /** Absolute FHIR base URL without trailing slash, e.g. `http://localhost:8080`. */
@@ -121,4 +130,10 @@ export interface InteractionRow {
   handler: Handler;
   /** For operations: the operation's name without `$`. */
   operation?: string;
+  /** The OperationDefinition's canonical URL (default: the core Resource-<name>). */
+  definition?: string;
+  /** Plumbing of another operation (Bulk Data status and file URLs): not listed in /metadata. */
+  hidden?: boolean;
+  /** The resource types a type- or instance-level operation is defined for (default: all). */
+  types?: string[];
 }

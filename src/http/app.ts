@@ -72,7 +72,8 @@ async function toFhirRequest(req: Request, options: AppOptions): Promise<{ fhirR
   const pretty = query._pretty?.[0] === 'true';
   delete query._format;
   delete query._pretty;
-  checkAcceptable(req, format);
+  // Bulk Data files are NDJSON; everything else is JSON.
+  checkAcceptable(req, format, /^\/?\$export-file\//.test(req.path) ? ['application/fhir+ndjson', 'application/ndjson'] : []);
   let path: string;
   try {
     path = decodeURIComponent(url.pathname).replace(/^\/+|\/+$/g, '');
@@ -97,7 +98,10 @@ async function toFhirRequest(req: Request, options: AppOptions): Promise<{ fhirR
         throw new FhirError('unsupported-media-type', 'A request body needs a Content-Type (application/fhir+json)');
       }
       fhirReq.contentType = contentType;
-      if (contentType === 'application/x-www-form-urlencoded') {
+      if (contentType === 'application/fhir+ndjson' || contentType === 'application/ndjson') {
+        // NDJSON ($import): lines are parsed one by one by the operation, each with its own errors.
+        fhirReq.body = raw.toString('utf8');
+      } else if (contentType === 'application/x-www-form-urlencoded') {
         const form: Record<string, string[]> = {};
         for (const [k, v] of new URLSearchParams(raw.toString('utf8'))) {
           (form[k] ??= []).push(v);
@@ -111,8 +115,37 @@ async function toFhirRequest(req: Request, options: AppOptions): Promise<{ fhirR
   return { fhirReq, pretty };
 }
 
-function send(res: Response, baseUrl: string, out: FhirResponse, pretty: boolean): void {
+async function send(res: Response, baseUrl: string, out: FhirResponse, pretty: boolean): Promise<void> {
   res.status(out.status);
+  for (const [name, value] of Object.entries(out.headers ?? {})) {
+    res.setHeader(name, value);
+  }
+  if (out.stream) {
+    res.setHeader('Content-Type', out.contentType ?? 'application/octet-stream');
+    await out.stream(async (chunk) => {
+      if (res.destroyed) {
+        throw new Error('the client went away');
+      }
+      if (!res.write(chunk)) {
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            res.off('drain', done);
+            res.off('close', done);
+            resolve();
+          };
+          res.on('drain', done);
+          res.on('close', done);
+        });
+      }
+    });
+    res.end();
+    return;
+  }
+  if (out.body !== undefined) {
+    res.setHeader('Content-Type', out.contentType ?? 'application/json');
+    res.end(out.body);
+    return;
+  }
   if (out.versionId) {
     res.setHeader('ETag', `W/"${out.versionId}"`);
   }
@@ -227,7 +260,7 @@ export function createApp(makeContext: ContextFactory, options: AppOptions): exp
       }
       const { fhirReq, pretty } = await toFhirRequest(req, options);
       const out = await handle(fhirReq, makeContext(baseUrl, principal));
-      send(res, baseUrl, out, pretty);
+      await send(res, baseUrl, out, pretty);
     } catch (err) {
       sendError(res, err, options, where, /[?&]_pretty=true(&|$)/.test(req.originalUrl));
     }

@@ -16,10 +16,12 @@ export const BODY_TYPES = new Set([
   'application/json+fhir',
   'application/json-patch+json',
   'application/x-www-form-urlencoded',
+  'application/fhir+ndjson',
+  'application/ndjson',
 ]);
 
 /** Checks `_format` and `Accept`; throws 406 when neither allows JSON. */
-export function checkAcceptable(req: Request, format: string | undefined): void {
+export function checkAcceptable(req: Request, format: string | undefined, extra: readonly string[] = []): void {
   if (format !== undefined) {
     if (!JSON_FORMATS.has(format.toLowerCase())) {
       throw new FhirError('not-acceptable', `_format '${format}' is not supported; this server speaks application/fhir+json`);
@@ -36,7 +38,7 @@ export function checkAcceptable(req: Request, format: string | undefined): void 
     if (q && Number(q.slice(2)) === 0) {
       return false;
     }
-    return JSON_FORMATS.has(type) || type === '*/*' || type === 'application/*' || type === 'text/html';
+    return JSON_FORMATS.has(type) || extra.includes(type) || type === '*/*' || type === 'application/*' || type === 'text/html';
   });
   if (!ok) {
     throw new FhirError('not-acceptable', `Cannot produce '${accept}'; this server speaks application/fhir+json`);

@@ -254,11 +254,78 @@ export interface AuditStore {
   query(q: AuditQuery): Promise<AuditRow[]>;
 }
 
+/** One type's resources as they were at an instant (Bulk Data export files). */
+export interface SnapshotQuery {
+  resourceType: string;
+  /** The snapshot instant (the export's transactionTime). */
+  at: string;
+  /** Only versions with lastUpdated >= since. */
+  since?: string;
+  /** Filters on the current index (type filters, compartments). */
+  filters: SearchFilter[];
+  /** Continue after this id (pages are in id order). */
+  afterId?: string;
+  count: number;
+}
+
+export interface SnapshotPage {
+  /** The resources (as served), in id order. */
+  json: string[];
+  /** Where the next page starts; undefined on the last page. */
+  nextAfterId?: string;
+}
+
+export type ExportStatus = 'accepted' | 'in-progress' | 'completed' | 'failed' | 'cancelled';
+
+export interface ExportJob {
+  id: string;
+  clientId: string;
+  status: ExportStatus;
+  request: string;
+  params: {
+    level: 'system' | 'patient' | 'group';
+    groupId?: string;
+    /** Group level: the member patients at kick-off. */
+    patients?: string[];
+    types: string[];
+    since?: string;
+    /** Per type, search queries (OR-ed) from `_typeFilter`. */
+    typeFilters: Record<string, string[]>;
+  };
+  transactionTime: string;
+  progress?: string;
+  output?: { type: string; count: number }[];
+  error?: string;
+  expiresAt?: string;
+  createdAt: string;
+}
+
+/** Durable export jobs: created at kick-off, run by whichever process holds the lease. */
+export interface ExportJobStore {
+  create(job: ExportJob): Promise<void>;
+  get(id: string): Promise<ExportJob | undefined>;
+  update(id: string, patch: Partial<Pick<ExportJob, 'status' | 'progress' | 'output' | 'error' | 'expiresAt'>>): Promise<void>;
+  /** Jobs of a client that are still queued or running. */
+  active(clientId: string): Promise<ExportJob[]>;
+  /** Takes (or renews) the lease of a queued or running job; false when another owner holds it. */
+  claim(id: string, owner: string, leaseMs: number): Promise<boolean>;
+  /** Queued or running jobs whose lease is free (to resume after a restart). */
+  orphans(): Promise<ExportJob[]>;
+  /** Deletes jobs that expired; returns how many. */
+  purgeExpired(): Promise<number>;
+}
+
 export interface Store extends StoreReader {
   /** Records of the authorization server (not FHIR resources; never reachable through the FHIR API). */
   readonly auth: AuthStore;
   /** The audit trail. */
   readonly audit: AuditStore;
+  /** Bulk export jobs. */
+  readonly exportJobs: ExportJobStore;
+  /** One page of a type's snapshot at an instant (Bulk Data export). */
+  snapshot(query: SnapshotQuery): Promise<SnapshotPage>;
+  /** How many resources the next `query.count` rows of a snapshot hold (ids only, no content). */
+  snapshotCount(query: SnapshotQuery): Promise<{ count: number; nextAfterId?: string }>;
   /**
    * Runs `fn` in one database transaction: all of its writes commit together or none do.
    * Nested calls (from a transaction Bundle's entries) join the outer transaction.

@@ -22,8 +22,10 @@ export async function capabilities(
     // One endpoint (POST [base]) takes both Bundle types.
     systemCodes.push('batch');
   }
-  const typeOps = rows.filter((r) => r.interaction === 'operation' && r.level !== 'system');
-  const systemOps = rows.filter((r) => r.interaction === 'operation' && r.level === 'system');
+  const typeOps = rows.filter((r) => r.interaction === 'operation' && r.level !== 'system' && !r.hidden);
+  const systemOps = rows.filter((r) => r.interaction === 'operation' && r.level === 'system' && !r.hidden);
+  const definition = (ops: readonly InteractionRow[], name: string): string =>
+    ops.find((r) => r.operation === name && r.definition)?.definition ?? `http://hl7.org/fhir/OperationDefinition/Resource-${name}`;
   const parser = ctx.searchParser(false);
   const resources: CapabilityStatementRestResource[] = [...RESOURCE_TYPES].sort().map((type) => ({
     type: type as CapabilityStatementRestResource['type'],
@@ -39,10 +41,10 @@ export async function capabilities(
     searchParam: parser.describe(type),
     searchInclude: ['*'],
     searchRevInclude: ['*'],
-    operation: [...new Set(typeOps.map((r) => r.operation as string))].map((name) => ({
-      name,
-      definition: `http://hl7.org/fhir/OperationDefinition/Resource-${name}`,
-    })),
+    operation: (() => {
+      const ops = typeOps.filter((r) => !r.types || r.types.includes(type));
+      return [...new Set(ops.map((r) => r.operation as string))].map((name) => ({ name, definition: definition(ops, name) }));
+    })(),
   }));
   const statement: CapabilityStatement = {
     resourceType: 'CapabilityStatement',
@@ -77,10 +79,7 @@ export async function capabilities(
         },
         resource: resources,
         interaction: systemCodes.map((code) => ({ code: code as 'transaction' })),
-        operation: [...new Set(systemOps.map((r) => r.operation as string))].map((name) => ({
-          name,
-          definition: `http://hl7.org/fhir/OperationDefinition/Resource-${name}`,
-        })),
+        operation: [...new Set(systemOps.map((r) => r.operation as string))].map((name) => ({ name, definition: definition(systemOps, name) })),
       },
     ],
   };

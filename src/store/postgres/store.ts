@@ -2,12 +2,15 @@ import { conflict, preconditionFailed } from '../../errors';
 import type {
   AuditStore,
   AuthStore,
+  ExportJobStore,
   HistoryPage,
   HistoryQuery,
   IncludeQuery,
   ResourceLike,
   SearchPage,
   SearchQuery,
+  SnapshotPage,
+  SnapshotQuery,
   Store,
   StoredVersion,
   StoreReader,
@@ -19,6 +22,7 @@ import type { Driver, Queryable } from './driver';
 import { IndexBatch, type Indexer, replaceIndexRows } from './index-writer';
 import { PgAuditStore } from './audit-store';
 import { PgAuthStore } from './auth-store';
+import { PgExportJobStore } from './export-store';
 import { LazyTransaction } from './lazy-transaction';
 import { cacheKey, ReadCache } from './read-cache';
 import { filterSql, keysetSql, type SortColumn, sortColumns, SqlParams } from './search-sql';
@@ -170,6 +174,69 @@ class PgReader implements StoreReader {
     };
   }
 
+  /**
+   * One page of `resourceType` as it was at `at`: current rows unchanged since then are served as
+   * they are; for rows changed (or deleted) later, the newest version at `at` comes from history.
+   * Filters apply to the current index.
+   */
+  async snapshot(query: SnapshotQuery): Promise<SnapshotPage> {
+    const p = new SqlParams();
+    const where = snapshotWhere(query, p);
+    const rows = await this.q.query<{ id: string; last_updated: Date | string; content: string | null }>(
+      `SELECT r.id, r.last_updated, r.content FROM resource_current r WHERE ${where.join(' AND ')} ORDER BY r.id LIMIT ${p.add(query.count + 1, 'int')}`,
+      p.values,
+    );
+    const page = rows.slice(0, query.count);
+    const changed = page.filter((r) => iso(r.last_updated) > query.at).map((r) => r.id);
+    const past = new Map<string, { content: string | null; last_updated: Date | string }>();
+    if (changed.length > 0) {
+      const versions = await this.q.query<{ id: string; deleted: boolean; content: string | null; last_updated: Date | string }>(
+        `SELECT DISTINCT ON (id) id, deleted, content, last_updated FROM resource_version
+         WHERE resource_type = $1 AND id = ANY($2::text[]) AND last_updated <= $3::timestamptz ORDER BY id, version_id DESC`,
+        [query.resourceType, changed, query.at],
+      );
+      for (const v of versions) {
+        if (!v.deleted) {
+          past.set(v.id, v);
+        }
+      }
+    }
+    const json: string[] = [];
+    for (const r of page) {
+      if (iso(r.last_updated) <= query.at) {
+        json.push(r.content as string);
+      } else {
+        const v = past.get(r.id);
+        if (v?.content && (query.since === undefined || iso(v.last_updated) >= query.since)) {
+          json.push(v.content);
+        }
+      }
+    }
+    return { json, nextAfterId: rows.length > query.count ? page[page.length - 1].id : undefined };
+  }
+
+  async snapshotCount(query: SnapshotQuery): Promise<{ count: number; nextAfterId?: string }> {
+    const p = new SqlParams();
+    const where = snapshotWhere(query, p);
+    const rows = await this.q.query<{ id: string; last_updated: Date | string }>(
+      `SELECT r.id, r.last_updated FROM resource_current r WHERE ${where.join(' AND ')} ORDER BY r.id LIMIT ${p.add(query.count + 1, 'int')}`,
+      p.values,
+    );
+    const page = rows.slice(0, query.count);
+    const changed = page.filter((r) => iso(r.last_updated) > query.at).map((r) => r.id);
+    let count = page.length - changed.length;
+    if (changed.length > 0) {
+      const past = await this.q.query<{ n: string | number }>(
+        `SELECT count(*) AS n FROM (SELECT DISTINCT ON (id) deleted, last_updated FROM resource_version
+           WHERE resource_type = $1 AND id = ANY($2::text[]) AND last_updated <= $3::timestamptz ORDER BY id, version_id DESC) v
+         WHERE NOT v.deleted AND ($4::timestamptz IS NULL OR v.last_updated >= $4::timestamptz)`,
+        [query.resourceType, changed, query.at, query.since ?? null],
+      );
+      count += Number(past[0].n);
+    }
+    return { count, nextAfterId: rows.length > query.count ? page[page.length - 1].id : undefined };
+  }
+
   /** The query plan PostgreSQL chooses for a search page (diagnostics and plan tests). */
   async explain(query: SearchQuery): Promise<string> {
     const p = new SqlParams();
@@ -209,6 +276,25 @@ class PgReader implements StoreReader {
   }
 }
 
+/**
+ * The rows of resource_current a snapshot at `query.at` looks at: live ones, and deleted ones that
+ * were deleted after the instant (their earlier version belongs to the snapshot).
+ */
+function snapshotWhere(query: SnapshotQuery, p: SqlParams): string[] {
+  const at = p.add(query.at, 'timestamptz');
+  const where = [`r.resource_type = ${p.add(query.resourceType)}`, `(NOT r.deleted OR r.last_updated > ${at})`];
+  if (query.afterId !== undefined) {
+    where.push(`r.id > ${p.add(query.afterId)}`);
+  }
+  if (query.since !== undefined) {
+    where.push(`(r.last_updated >= ${p.add(query.since, 'timestamptz')} OR r.last_updated > ${at})`);
+  }
+  for (const f of query.filters) {
+    where.push(filterSql(f, 'r', p));
+  }
+  return where;
+}
+
 /** Sort values as they go into a cursor (JSON): instants as ISO text. */
 function cursorValue(v: unknown): unknown {
   return v instanceof Date ? v.toISOString() : v;
@@ -240,6 +326,9 @@ class PgWriter extends PgReader implements StoreWriter {
       kind,
       auth: new PgAuthStore(q),
       audit: new PgAuditStore(q),
+      exportJobs: new PgExportJobStore(q),
+      snapshot: (sq) => this.snapshot(sq),
+      snapshotCount: (sq) => this.snapshotCount(sq),
       read: (t, i) => this.read(t, i),
       vread: (t, i, v) => this.vread(t, i, v),
       history: (h) => this.history(h),
@@ -459,6 +548,7 @@ export class PgStore extends PgReader implements Store {
   readonly kind: Store['kind'];
   readonly auth: AuthStore;
   readonly audit: AuditStore;
+  readonly exportJobs: ExportJobStore;
 
   /** Current versions, for the embedded store only (see read-cache.ts). */
   private readonly cache?: ReadCache;
@@ -471,6 +561,7 @@ export class PgStore extends PgReader implements Store {
     this.kind = driver.kind;
     this.auth = new PgAuthStore(driver);
     this.audit = new PgAuditStore(driver);
+    this.exportJobs = new PgExportJobStore(driver);
     if (driver.kind === 'pglite') {
       this.cache = new ReadCache();
     }

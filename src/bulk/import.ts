@@ -1,0 +1,61 @@
+/**
+ * `POST [base]/$import` with an NDJSON body (`Content-Type: application/fhir+ndjson`, one resource
+ * per line): each line is written as `PUT [type]/[id]` (or `POST [type]` without an id), so the ids
+ * and therefore the references between the resources stay as they were (an export of another store
+ * imports as it was). A bad line is reported with its line number and does not stop the others.
+ * Each write goes through the FHIR core with the caller's scopes, validation and audit.
+ */
+import type { OperationOutcome, OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
+import { badRequest, FhirError } from '../errors';
+import type { FhirRequest, FhirResponse, Handler, RequestContext } from '../fhir/types';
+import { parseJsonBody } from '../util/json';
+
+const MAX_REPORTED = 100;
+
+type Dispatch = (req: FhirRequest, ctx: RequestContext) => Promise<FhirResponse>;
+
+function message(err: unknown): string {
+  if (err instanceof FhirError) {
+    return (err.outcome.issue ?? []).map((i) => i.diagnostics ?? i.details?.text).join('; ');
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+export function importOperation(dispatch: Dispatch): Handler {
+  return async (req, ctx) => {
+    if (typeof req.body !== 'string') {
+      throw badRequest('$import takes an NDJSON body: Content-Type: application/fhir+ndjson, one resource per line');
+    }
+    const lines = req.body.split('\n');
+    const issues: OperationOutcomeIssue[] = [];
+    let imported = 0;
+    let failed = 0;
+    for (const [i, text] of lines.entries()) {
+      if (text.trim() === '') {
+        continue;
+      }
+      try {
+        const resource = parseJsonBody(Buffer.from(text), ctx.limits.maxJsonDepth) as Resource;
+        if (typeof resource !== 'object' || resource === null || typeof resource.resourceType !== 'string') {
+          throw badRequest('a line must be one FHIR resource (a JSON object with resourceType)');
+        }
+        const write: FhirRequest = resource.id
+          ? { method: 'PUT', path: `${resource.resourceType}/${resource.id}`, query: {}, body: resource, preferReturn: 'minimal' }
+          : { method: 'POST', path: resource.resourceType, query: {}, body: resource, preferReturn: 'minimal' };
+        await dispatch(write, ctx);
+        imported++;
+      } catch (err) {
+        failed++;
+        if (issues.length < MAX_REPORTED) {
+          issues.push({ severity: 'error', code: 'processing', diagnostics: `line ${i + 1}: ${message(err)}`, expression: [`line ${i + 1}`] });
+        }
+      }
+    }
+    const summary = `Imported ${imported} resource(s); ${failed} line(s) failed${failed > issues.length ? ` (the first ${issues.length} are listed)` : ''}`;
+    const outcome: OperationOutcome = {
+      resourceType: 'OperationOutcome',
+      issue: [{ severity: failed > 0 ? 'warning' : 'information', code: 'informational', diagnostics: summary }, ...issues],
+    };
+    return { status: 200, resource: outcome };
+  };
+}
