@@ -235,12 +235,12 @@ async function ensureDevClient(continuum: Continuum): Promise<string | undefined
   if ((await continuum.auth.clients.list()).length > 0) {
     return undefined;
   }
-  const { secret } = await continuum.auth.clients.add({
-    clientId: DEV_CLIENT,
-    name: 'Continuum development client',
-    type: 'confidential-symmetric',
-    scope: 'system/*.cruds',
-  });
+  // Another process starting at the same time may register it first: then this one prints nothing.
+  const { secret } = await continuum.auth.clients.add(
+    { clientId: DEV_CLIENT, name: 'Continuum development client', type: 'confidential-symmetric', scope: 'system/*.cruds' },
+    new Date(),
+    { onlyIfAbsent: true },
+  );
   return secret;
 }
 

@@ -74,8 +74,12 @@ const FHIR_USER = /^(Patient|Practitioner|PractitionerRole|RelatedPerson|Person)
 export class Clients {
   constructor(private readonly auth: AuthStore) {}
 
-  /** Registers (or replaces) a client; returns it and, for a symmetric client, its secret. */
-  async add(input: NewClient, now = new Date()): Promise<{ client: ClientRegistration; secret?: string }> {
+  /**
+   * Registers (or replaces) a client; returns it and, for a symmetric client, its secret. With
+   * `onlyIfAbsent`, an existing client of that id is kept and `undefined` returned (several
+   * processes starting at once register a client once).
+   */
+  async add(input: NewClient, now = new Date(), options: { onlyIfAbsent?: boolean } = {}): Promise<{ client: ClientRegistration; secret?: string }> {
     if (!CLIENT_ID.test(input.clientId)) {
       throw new RegistrationError(`client id '${input.clientId}' must be 1-128 of A-Z a-z 0-9 . _ ~ -`);
     }
@@ -112,6 +116,12 @@ export class Clients {
       }
       client.jwksUrl = input.jwksUrl;
       client.jwks = input.jwks;
+    }
+    if (options.onlyIfAbsent) {
+      if (!(await this.auth.insertOnce('client', client.clientId, client))) {
+        return { client: (await this.get(client.clientId)) ?? client };
+      }
+      return { client, secret };
     }
     await this.auth.put('client', client.clientId, client);
     return { client, secret };

@@ -22,7 +22,7 @@ import { type ClientRegistration, Clients, Users } from './accounts';
 import { ClientAuthenticator, OAuthError, ASSERTION_ALGS } from './client-auth';
 import { ExternalIssuers, type TrustedIssuer } from './external';
 import { KeyRing } from './keys';
-import { errorPage, loginPage, pickerPage } from './pages';
+import { errorPage, loginPage, managePage, pickerPage } from './pages';
 import type { Principal } from './policy';
 import { RateLimiter } from './rate-limit';
 import { narrowScopes, parseScopes } from './scopes';
@@ -156,6 +156,7 @@ export class AuthorizationServer {
       grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials'],
       introspection_endpoint: `${baseUrl}/auth/introspect`,
       revocation_endpoint: `${baseUrl}/auth/revoke`,
+      management_endpoint: `${baseUrl}/auth/manage`,
       scopes_supported: [
         'openid',
         'fhirUser',
@@ -277,6 +278,10 @@ export class AuthorizationServer {
     r.post('/auth/introspect', form, wrap((req, res) => this.introspect(req, res, baseUrlOf(req))));
     r.post('/auth/revoke', form, wrap((req, res) => this.revoke(req, res, baseUrlOf(req))));
     r.post('/auth/launch', json, form, wrap((req, res) => this.launch(req, res, baseUrlOf(req))));
+    r.get('/auth/manage', (_req, res) => {
+      res.status(200).type('html').send(managePage({}));
+    });
+    r.post('/auth/manage', form, wrap((req, res) => this.manage(req, res)));
     // Body-parser failures (bad JSON, too large) and anything else: an OAuth error, never a stack trace.
     r.use('/auth', (err: unknown, _req: Request, res: Response, next: (e?: unknown) => void) => {
       if (res.headersSent) {
@@ -667,6 +672,49 @@ export class AuthorizationServer {
     }
     // RFC 7009: 200 whether or not the token was valid (nothing to learn from the answer).
     res.status(200).json({});
+  }
+
+  /**
+   * The management endpoint: a user signs in and sees the grants that outlive a session (refresh
+   * tokens issued for them), and revokes any of them. The signed-in state is a short-lived record
+   * named by an unguessable id in the page's forms.
+   */
+  private async manage(req: Request, res: Response): Promise<void> {
+    const action = formValue(req.body, 'action');
+    let fhirUser: string | undefined;
+    let session = formValue(req.body, 'session');
+    let notice: string | undefined;
+    if (action === 'login') {
+      const account = await this.users.verify(formValue(req.body, 'username') ?? '', formValue(req.body, 'password') ?? '');
+      if (!account) {
+        this.record('login', 'E', '4', { detail: 'management sign-in failed' });
+        res.status(401).type('html').send(managePage({ error: 'Wrong user name or password.' }));
+        return;
+      }
+      this.record('login', 'E', '0', { fhirUser: account.fhirUser, detail: `management sign-in of ${account.username}` });
+      session = randomToken();
+      await this.store.auth.put('authz', `manage:${session}`, { fhirUser: account.fhirUser }, new Date(this.now().getTime() + PENDING_SECONDS * 1000));
+      fhirUser = account.fhirUser;
+    } else {
+      fhirUser = session ? (await this.store.auth.get<{ fhirUser: string }>('authz', `manage:${session}`))?.doc.fhirUser : undefined;
+      if (!fhirUser || !session) {
+        res.status(401).type('html').send(managePage({ error: 'Your session expired; sign in again.' }));
+        return;
+      }
+      if (action === 'revoke') {
+        const grant = formValue(req.body, 'grant') ?? '';
+        const record = await this.store.auth.get<RefreshGrant>('refresh', grant);
+        if (record?.doc.fhirUser === fhirUser) {
+          await this.store.auth.remove('refresh', grant);
+          this.record('token', 'D', '0', { clientId: record.doc.clientId, fhirUser, detail: 'refresh token revoked by its user' });
+          notice = `Access of ${record.doc.clientId} revoked.`;
+        }
+      }
+    }
+    const grants = (await this.store.auth.list<RefreshGrant>('refresh'))
+      .filter((r) => r.doc.fhirUser === fhirUser)
+      .map((r) => ({ id: r.id, client: r.doc.clientId, scope: r.doc.scope, patient: r.doc.patient, expires: r.expiresAt }));
+    res.status(200).type('html').send(managePage({ session, grants, notice }));
   }
 
   /** EHR launch: a practitioner's app (user/ token) or a backend asks for a launch id for a patient. */

@@ -105,6 +105,37 @@ ${rows || '<p>No patient matches.</p>'}
   );
 }
 
+/** The management page: sign in, then the apps holding lasting access (refresh tokens), each revocable. */
+export function managePage(options: { session?: string; grants?: { id: string; client: string; scope: string; expires?: string; patient?: string }[]; error?: string; notice?: string }): string {
+  if (!options.session) {
+    return page(
+      'Your connected apps',
+      `<h1>Your connected apps</h1>
+<p>Sign in to see the applications that can reach your records without you present, and to revoke them.</p>
+${options.error ? `<p class="error" role="alert">${escapeHtml(options.error)}</p>` : ''}
+<form method="post" action="manage">
+<label for="username">User name</label>
+<input type="text" id="username" name="username" autocomplete="username" required>
+<label for="password">Password</label>
+<input type="password" id="password" name="password" autocomplete="current-password" required>
+<button type="submit" name="action" value="login">Sign in</button>
+</form>`,
+    );
+  }
+  const rows = (options.grants ?? [])
+    .map(
+      (g) => `<tr><td>${escapeHtml(g.client)}</td><td><code>${escapeHtml(g.scope)}</code></td><td>${escapeHtml(g.patient ?? '')}</td><td>${escapeHtml(g.expires ?? '')}</td>
+<td><form method="post" action="manage"><input type="hidden" name="session" value="${escapeHtml(options.session as string)}"><input type="hidden" name="grant" value="${escapeHtml(g.id)}"><button type="submit" name="action" value="revoke">Revoke</button></form></td></tr>`,
+    )
+    .join('\n');
+  return page(
+    'Your connected apps',
+    `<h1>Your connected apps</h1>
+${options.notice ? `<p role="status">${escapeHtml(options.notice)}</p>` : ''}
+${rows ? `<table><thead><tr><th>Application</th><th>Access</th><th>Patient</th><th>Until</th><th></th></tr></thead><tbody>\n${rows}\n</tbody></table>` : '<p>No application holds lasting access.</p>'}`,
+  );
+}
+
 export function errorPage(title: string, message: string): string {
   return page(title, `<h1>${escapeHtml(title)}</h1>\n<p class="error" role="alert">${escapeHtml(message)}</p>`);
 }

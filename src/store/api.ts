@@ -215,8 +215,8 @@ export interface AuthStore {
   get<T>(kind: AuthKind, id: string): Promise<AuthRecord<T> | undefined>;
   /** Inserts or replaces. */
   put(kind: AuthKind, id: string, doc: object, expiresAt?: Date): Promise<void>;
-  /** Inserts unless a live record exists; false when one did (replay detection). */
-  insertOnce(kind: AuthKind, id: string, doc: object, expiresAt: Date): Promise<boolean>;
+  /** Inserts unless a live record exists; false when one did (replay detection, first registration). */
+  insertOnce(kind: AuthKind, id: string, doc: object, expiresAt?: Date): Promise<boolean>;
   /** Marks a live, unused record used and returns it; undefined when absent, expired or already used. */
   consume<T>(kind: AuthKind, id: string): Promise<AuthRecord<T> | undefined>;
   list<T>(kind: AuthKind, afterSeq?: number): Promise<AuthRecord<T>[]>;

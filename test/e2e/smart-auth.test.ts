@@ -713,6 +713,36 @@ describe('refresh', () => {
 // ---------------------------------------------------------------------------------------------
 // 5. Revocation and introspection
 
+describe('management endpoint', () => {
+  test('smart-configuration names it; a user signs in, sees the apps with lasting access and revokes one', async () => {
+    const c = (await anon().get('/.well-known/smart-configuration')).body as Record<string, string>;
+    expect(c.management_endpoint).toBe(`${BASE_URL}/auth/manage`);
+    const t = await patientLaunch();
+    expect(t.refresh_token).toBeDefined();
+    expect((await anon().get('/auth/manage')).status).toBe(200);
+    const wrong = await anon().post('/auth/manage').type('form').send({ action: 'login', username: PATIENT_USER, password: 'not it' });
+    expect(wrong.status).toBe(401);
+    const page = await anon().post('/auth/manage').type('form').send({ action: 'login', username: PATIENT_USER, password: PATIENT_PASSWORD });
+    expect(page.status).toBe(200);
+    expect(page.headers['x-frame-options']).toBe('DENY');
+    expect(page.text).toContain(PUBLIC_APP);
+    const session = /name="session" value="([^"]+)"/.exec(page.text)?.[1];
+    const grants = [...page.text.matchAll(/name="grant" value="([^"]+)"/g)].map((m) => m[1]);
+    expect(session).toBeDefined();
+    expect(grants.length).toBeGreaterThan(0);
+    // Revoke every grant listed; the refresh token then stops working.
+    for (const grant of grants) {
+      const r = await anon().post('/auth/manage').type('form').send({ action: 'revoke', session, grant });
+      expect(r.status).toBe(200);
+    }
+    const after = await refresh(t.refresh_token!);
+    expectOAuthError(after, 400, 'invalid_grant');
+    // A forged session gets nothing.
+    const forged = await anon().post('/auth/manage').type('form').send({ action: 'revoke', session: 'forged', grant: grants[0] });
+    expect(forged.status).toBe(401);
+  });
+});
+
 describe('revocation and introspection', () => {
   const introspect = (token: string): supertest.Test => server.request().post('/auth/introspect').type('form').send({ token });
 

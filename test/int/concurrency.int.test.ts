@@ -35,16 +35,22 @@ interface Served {
   call: Call;
   output: () => string;
   child: ChildProcess;
+  /** The development client's secret, if this process registered it. */
+  devSecret?: string;
+  /** Gets this process a token from the development client. */
+  authorize: (secret: string) => Promise<void>;
 }
 
 /** `continuum serve --database-url <url>` on a free port, once GET /metadata answers. */
 async function serve(name: string, databaseUrl: string): Promise<Served> {
-  const { child, base, output } = await startServe(['--database-url', databaseUrl], { label: name });
+  const { child, base, output, devSecret, token } = await startServe(['--database-url', databaseUrl], { label: name });
+  let bearer = '';
   const out = output;
   const call: Call = async (method, path, body, headers = {}) => {
+    const auth = { Authorization: `Bearer ${bearer}`, ...headers };
     const res = await fetch(`${base}/${path}`, {
       method,
-      headers: body === undefined ? headers : { 'Content-Type': FHIR_JSON, ...headers },
+      headers: body === undefined ? auth : { 'Content-Type': FHIR_JSON, ...auth },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.text();
@@ -53,7 +59,16 @@ async function serve(name: string, databaseUrl: string): Promise<Served> {
     }
     return { status: res.status, body: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
   };
-  return { name, call, output, child };
+  return {
+    name,
+    call,
+    output,
+    child,
+    devSecret,
+    authorize: async (secret) => {
+      bearer = await token(secret);
+    },
+  };
 }
 
 const versionOf = (r: Reply): string | undefined => (r.body.meta as { versionId?: string } | undefined)?.versionId;
@@ -125,6 +140,11 @@ if (usingPostgres()) {
       drop = s.drop;
       // Both start at once on the empty schema: they race to migrate it.
       [a, b] = await Promise.all([serve('A', url), serve('B', url)]);
+      // Exactly one of them registered the development client (and printed its secret).
+      expect([a.devSecret, b.devSecret].filter(Boolean)).toHaveLength(1);
+      const secret = (a.devSecret ?? b.devSecret) as string;
+      await a.authorize(secret);
+      await b.authorize(secret);
     });
 
     afterAll(async () => {

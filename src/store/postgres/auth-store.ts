@@ -44,7 +44,7 @@ export class PgAuthStore implements AuthStore {
     );
   }
 
-  async insertOnce(kind: AuthKind, id: string, doc: object, expiresAt: Date): Promise<boolean> {
+  async insertOnce(kind: AuthKind, id: string, doc: object, expiresAt?: Date): Promise<boolean> {
     await this.purgeNow();
     // An expired record with the same id may be replaced; a live one may not.
     const rows = await this.q.query(
@@ -52,7 +52,7 @@ export class PgAuthStore implements AuthStore {
        ON CONFLICT (kind, id) DO UPDATE SET doc = EXCLUDED.doc, expires_at = EXCLUDED.expires_at, used_at = NULL
        WHERE auth_record.expires_at IS NOT NULL AND auth_record.expires_at <= now()
        RETURNING id`,
-      [kind, id, JSON.stringify(doc), expiresAt.toISOString()],
+      [kind, id, JSON.stringify(doc), expiresAt?.toISOString() ?? null],
     );
     return rows.length === 1;
   }
