@@ -35,7 +35,7 @@ export function toAuditEvent(row: AuditRow, baseUrl: string): AuditEvent {
   }
   const event: AuditEvent = {
     resourceType: 'AuditEvent',
-    id: row.seq === undefined ? undefined : String(row.seq),
+    id: row.seq,
     type:
       row.category === 'rest'
         ? { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'Restful Operation' }

@@ -225,7 +225,8 @@ export interface AuthStore {
 
 /** One audit record (src/audit builds AuditEvent resources from these). */
 export interface AuditRow {
-  seq?: number;
+  /** Position in the trail (`<batch>-<index>`), set when read back. */
+  seq?: string;
   recorded: string;
   category: 'rest' | 'login';
   interaction: string;
@@ -243,8 +244,8 @@ export interface AuditQuery {
   patient?: string;
   clientId?: string;
   since?: string;
-  /** Rows after this sequence number (paging). */
-  afterSeq?: number;
+  /** Rows after this position (a `seq` read earlier; paging). */
+  after?: string;
   count: number;
 }
 

@@ -33,14 +33,14 @@ export const auditLogOperation: Handler = async (req, ctx) => {
   const sinceRaw = param(req, '_since');
   const since = sinceRaw === undefined ? undefined : instantParam('_since', sinceRaw);
   const cursorRaw = param(req, '_cursor');
-  if (cursorRaw !== undefined && !/^\d{1,18}$/.test(cursorRaw)) {
+  if (cursorRaw !== undefined && !/^\d{1,18}-\d{1,6}$/.test(cursorRaw)) {
     throw badRequest(`_cursor '${cursorRaw}' is not a cursor this server issued`);
   }
   const count = countParam(req, ctx.limits.defaultCount, ctx.limits.maxCount);
   // Rows recorded a moment ago are still in memory: write them first, so the trail is complete.
   await ctx.audit?.flush();
   const client = param(req, 'client');
-  const rows = await ctx.store.audit.query({ patient, clientId: client, since, afterSeq: cursorRaw === undefined ? undefined : Number(cursorRaw), count: count + 1 });
+  const rows = await ctx.store.audit.query({ patient, clientId: client, since, after: cursorRaw, count: count + 1 });
   const page = rows.slice(0, count);
   const fixed: [string, string][] = [];
   for (const [k, v] of [['patient', patient], ['client', client], ['_since', sinceRaw]] as const) {
@@ -51,7 +51,7 @@ export const auditLogOperation: Handler = async (req, ctx) => {
   fixed.push(['_count', String(count)]);
   const link = [{ relation: 'self', url: pageUrl(ctx.baseUrl, '$audit-log', cursorRaw ? [...fixed, ['_cursor', cursorRaw]] : fixed) }];
   if (rows.length > count) {
-    link.push({ relation: 'next', url: pageUrl(ctx.baseUrl, '$audit-log', [...fixed, ['_cursor', String(page[page.length - 1].seq)]]) });
+    link.push({ relation: 'next', url: pageUrl(ctx.baseUrl, '$audit-log', [...fixed, ['_cursor', page[page.length - 1].seq as string]]) });
   }
   const bundle: Bundle = {
     resourceType: 'Bundle',
