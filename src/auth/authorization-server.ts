@@ -334,6 +334,10 @@ export class AuthorizationServer {
     if (p('response_type') !== 'code') {
       return fail('unsupported_response_type', 'response_type must be code');
     }
+    if (!state) {
+      // SMART App Launch: state is required (it protects the app against cross-site request forgery).
+      return fail('invalid_request', 'state is required');
+    }
     if ((p('aud') ?? '').replace(/\/+$/, '') !== baseUrl) {
       return fail('invalid_request', `aud must be this FHIR server's base URL, ${baseUrl}`);
     }

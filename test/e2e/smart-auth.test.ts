@@ -713,6 +713,16 @@ describe('refresh', () => {
 // ---------------------------------------------------------------------------------------------
 // 5. Revocation and introspection
 
+describe('state', () => {
+  test('an authorization request without state is refused with a redirect carrying invalid_request and no code', async () => {
+    const { params } = authorizeParams({});
+    delete (params as Record<string, unknown>).state;
+    const q = redirectParams(await anon().get('/auth/authorize').query(params));
+    expect(q.get('error')).toBe('invalid_request');
+    expect(q.get('code')).toBeNull();
+  });
+});
+
 describe('management endpoint', () => {
   test('smart-configuration names it; a user signs in, sees the apps with lasting access and revokes one', async () => {
     const c = (await anon().get('/.well-known/smart-configuration')).body as Record<string, string>;
