@@ -92,10 +92,23 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
   authOptions.backendTokenSeconds = Math.min(authOptions.backendTokenSeconds, 300);
   const auth = new AuthorizationServer(store, authOptions, now, logError, auditLog);
   await auth.init();
+  // A token's policy and guarded store are made once and reused for its later requests (verified
+  // tokens map to the same Principal object); a different base URL makes new ones.
+  const policies = new WeakMap<Principal, { baseUrl: string; access: AccessPolicy; store: Store }>();
+  const accessFor = (principal: Principal, baseUrl: string): { access: AccessPolicy; store: Store } => {
+    let hit = policies.get(principal);
+    if (!hit || hit.baseUrl !== baseUrl) {
+      const access = new AccessPolicy(principal, { registry, parser: strictParser(baseUrl), baseUrl });
+      hit = { baseUrl, access, store: guardStore(store, access) };
+      policies.set(principal, hit);
+    }
+    return hit;
+  };
   const context = (baseUrl = options.baseUrl ?? 'http://localhost', principal?: Principal): RequestContext => {
-    const access = principal ? new AccessPolicy(principal, { registry, parser: strictParser(baseUrl), baseUrl }) : undefined;
+    const guarded = principal ? accessFor(principal, baseUrl) : undefined;
+    const access = guarded?.access;
     return {
-    store: access ? guardStore(store, access) : store,
+    store: guarded ? guarded.store : store,
     access,
     baseUrl,
     limits,

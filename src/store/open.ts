@@ -12,13 +12,15 @@ export interface StoreConfig {
   dataDir?: string;
   /** Embedded store in memory only: gone when the process ends. */
   memory?: boolean;
+  /** Embedded store: PostgreSQL's shared_buffers (default 32MB). */
+  sharedBuffers?: string;
 }
 
 /** Opens the configured store and brings its schema up to date. */
 export async function openStore(config: StoreConfig, indexer?: Indexer): Promise<Store> {
   const driver = config.databaseUrl
     ? await openNodePg(config.databaseUrl)
-    : await openPglite(config.memory ? undefined : (config.dataDir ?? './data'));
+    : await openPglite(config.memory ? undefined : (config.dataDir ?? './data'), { sharedBuffers: config.sharedBuffers });
   try {
     await migrate(driver);
   } catch (err) {

@@ -182,12 +182,13 @@ class PgReader implements StoreReader {
   async snapshot(query: SnapshotQuery): Promise<SnapshotPage> {
     const p = new SqlParams();
     const where = snapshotWhere(query, p);
-    const rows = await this.q.query<{ id: string; last_updated: Date | string; content: string | null }>(
-      `SELECT r.id, r.last_updated, r.content FROM resource_current r WHERE ${where.join(' AND ')} ORDER BY r.id LIMIT ${p.add(query.count + 1, 'int')}`,
+    // `changed`: written after the snapshot instant (compared in SQL: no timestamp parsing here).
+    const rows = await this.q.query<{ id: string; changed: boolean; content: string | null }>(
+      `SELECT r.id, r.last_updated > ${p.add(query.at, 'timestamptz')} AS changed, r.content FROM resource_current r WHERE ${where.join(' AND ')} ORDER BY r.id LIMIT ${p.add(query.count + 1, 'int')}`,
       p.values,
     );
     const page = rows.slice(0, query.count);
-    const changed = page.filter((r) => iso(r.last_updated) > query.at).map((r) => r.id);
+    const changed = page.filter((r) => r.changed).map((r) => r.id);
     const past = new Map<string, { content: string | null; last_updated: Date | string }>();
     if (changed.length > 0) {
       const versions = await this.q.query<{ id: string; deleted: boolean; content: string | null; last_updated: Date | string }>(
@@ -203,7 +204,7 @@ class PgReader implements StoreReader {
     }
     const json: string[] = [];
     for (const r of page) {
-      if (iso(r.last_updated) <= query.at) {
+      if (!r.changed) {
         json.push(r.content as string);
       } else {
         const v = past.get(r.id);
@@ -218,12 +219,12 @@ class PgReader implements StoreReader {
   async snapshotCount(query: SnapshotQuery): Promise<{ count: number; nextAfterId?: string }> {
     const p = new SqlParams();
     const where = snapshotWhere(query, p);
-    const rows = await this.q.query<{ id: string; last_updated: Date | string }>(
-      `SELECT r.id, r.last_updated FROM resource_current r WHERE ${where.join(' AND ')} ORDER BY r.id LIMIT ${p.add(query.count + 1, 'int')}`,
+    const rows = await this.q.query<{ id: string; changed: boolean }>(
+      `SELECT r.id, r.last_updated > ${p.add(query.at, 'timestamptz')} AS changed FROM resource_current r WHERE ${where.join(' AND ')} ORDER BY r.id LIMIT ${p.add(query.count + 1, 'int')}`,
       p.values,
     );
     const page = rows.slice(0, query.count);
-    const changed = page.filter((r) => iso(r.last_updated) > query.at).map((r) => r.id);
+    const changed = page.filter((r) => r.changed).map((r) => r.id);
     let count = page.length - changed.length;
     if (changed.length > 0) {
       const past = await this.q.query<{ n: string | number }>(
