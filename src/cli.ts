@@ -287,6 +287,28 @@ async function runToken(values: Values, rest: string[]): Promise<number> {
   return 0;
 }
 
+/** A registration refused for its input is a usage error (exit 2, message on stderr). */
+async function asUsage<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    throw err instanceof RegistrationError ? new UsageError(err.message) : err;
+  }
+}
+
+/** `clients remove <id>` / `users remove <name>`: exit 1 when there was none. */
+async function removeRecord(what: 'client' | 'user', id: string | undefined, remove: (id: string) => Promise<boolean>): Promise<number> {
+  if (!id) {
+    throw new UsageError(`${what === 'client' ? 'clients remove needs a client id' : 'users remove needs a user name'}`);
+  }
+  if (!(await remove(id))) {
+    console.error(`No ${what} '${id}'.`);
+    return 1;
+  }
+  console.log(`Removed ${what} '${id}'.`);
+  return 0;
+}
+
 async function runClients(values: Values, rest: string[]): Promise<number> {
   const [action, id, ...extra] = rest;
   if (extra.length > 0) {
@@ -309,17 +331,12 @@ async function runClients(values: Values, rest: string[]): Promise<number> {
         if (values['jwks-file']) {
           jwks = JSON.parse(readFileSync(values['jwks-file'], 'utf8')) as { keys: JWK[] };
         }
-        try {
-          const { client, secret } = await c.auth.clients.add({ clientId: id, type, scope: values.scope, redirectUris: values['redirect-uri'], name: values.name, secret: values.secret, jwksUrl: values['jwks-url'], jwks });
-          console.log(`Registered ${client.type} client '${client.clientId}' (scope: ${client.scope}).`);
-          if (secret && !values.secret) {
-            console.log(`Client secret (shown once): ${secret}`);
-          }
-        } catch (err) {
-          if (err instanceof RegistrationError) {
-            throw new UsageError(err.message);
-          }
-          throw err;
+        const { client, secret } = await asUsage(
+          c.auth.clients.add({ clientId: id, type, scope: values.scope, redirectUris: values['redirect-uri'], name: values.name, secret: values.secret, jwksUrl: values['jwks-url'], jwks }),
+        );
+        console.log(`Registered ${client.type} client '${client.clientId}' (scope: ${client.scope}).`);
+        if (secret && !values.secret) {
+          console.log(`Client secret (shown once): ${secret}`);
         }
         return 0;
       }
@@ -329,15 +346,7 @@ async function runClients(values: Values, rest: string[]): Promise<number> {
         }
         return 0;
       case 'remove':
-        if (!id) {
-          throw new UsageError('clients remove needs a client id');
-        }
-        if (!(await c.auth.clients.remove(id))) {
-          console.error(`No client '${id}'.`);
-          return 1;
-        }
-        console.log(`Removed client '${id}'.`);
-        return 0;
+        return removeRecord('client', id, (x) => c.auth.clients.remove(x));
       default:
         throw new UsageError(`clients needs add, list or remove, got '${action ?? ''}'`);
     }
@@ -355,15 +364,8 @@ async function runUsers(values: Values, rest: string[]): Promise<number> {
         if (!name || !values['fhir-user'] || !values.password) {
           throw new UsageError('users add needs a user name, --fhir-user and --password');
         }
-        try {
-          const account = await c.auth.users.add({ username: name, password: values.password, fhirUser: values['fhir-user'] });
-          console.log(`Added user '${account.username}' (${account.fhirUser}).`);
-        } catch (err) {
-          if (err instanceof RegistrationError) {
-            throw new UsageError(err.message);
-          }
-          throw err;
-        }
+        const account = await asUsage(c.auth.users.add({ username: name, password: values.password, fhirUser: values['fhir-user'] }));
+        console.log(`Added user '${account.username}' (${account.fhirUser}).`);
         return 0;
       }
       case 'list':
@@ -372,15 +374,7 @@ async function runUsers(values: Values, rest: string[]): Promise<number> {
         }
         return 0;
       case 'remove':
-        if (!name) {
-          throw new UsageError('users remove needs a user name');
-        }
-        if (!(await c.auth.users.remove(name))) {
-          console.error(`No user '${name}'.`);
-          return 1;
-        }
-        console.log(`Removed user '${name}'.`);
-        return 0;
+        return removeRecord('user', name, (x) => c.auth.users.remove(x));
       default:
         throw new UsageError(`users needs add, list or remove, got '${action ?? ''}'`);
     }
