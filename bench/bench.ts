@@ -7,8 +7,10 @@
  * on PostgreSQL too (a fresh schema `bench_<random>` per server, dropped at the end).
  *
  * Cases: bare Express GET (baseline), read by id, create, Synthea import (`continuum import` as a
- * child process), server RSS after many creates, and search over a generated dataset (see
- * runSearch: `search-name`, `search-page`, `search-obs`, `search-chain`). Results are printed and written to
+ * child process), server RSS after many creates, search over a generated dataset (see
+ * runSearch: `search-name`, `search-page`, `search-obs`, `search-chain`), and Bulk Data `$export`
+ * of a generated dataset (see runExport: kick-off to the last byte of the last file, and the
+ * server's peak RSS meanwhile). Results are printed and written to
  * .bench/results.json. The exit status is non-zero when a case failed (mostly errors, a crashed
  * child, an import that lost most resources); a missed performance target is reported, not fatal.
  *
@@ -18,12 +20,14 @@
  *   BENCH_CONNECTIONS=10      concurrent connections
  *   BENCH_CREATES=100000      creates before reading the server's RSS
  *   BENCH_READ_IDS=1000       patients created up front and read in rotation
- *   BENCH_CASES=bare,read,create,import,memory,search-name,search-page,search-obs,search-chain
+ *   BENCH_CASES=bare,read,create,import,memory,search-name,search-page,search-obs,search-chain,export
  *                             which cases to run (default: all)
  *   BENCH_SEARCH_PATIENTS=10000        patients in the search dataset
  *   BENCH_SEARCH_OBSERVATIONS=200000   observations in the search dataset (spread over the patients)
  *   BENCH_SEARCH_ANALYZE=1    run ANALYZE on the store after the import, before the server starts
  *                             (a diagnosis aid: Continuum itself does not, see the notes of a run)
+ *   BENCH_EXPORT_RESOURCES=500000     resources in the export dataset (1 Patient in 20, the rest
+ *                             Observations; loaded with `continuum import`, not measured)
  *   BENCH_STORES=embedded,postgres   which stores (default: embedded, and postgres when DATABASE_URL is set)
  *   BENCH_SYNTHEA_DIR         bundles to import (default: ../shared/data/synthea from the project root)
  *   BENCH_CPU_PROF=1          run server children with --cpu-prof (profiles in .bench/profiles)
@@ -46,9 +50,9 @@ import { CODES, familyName, generateSearchDataset, LOINC, observationDates, QUER
 
 const SEARCH_CASES = ['search-name', 'search-page', 'search-obs', 'search-chain'] as const;
 type SearchCaseName = (typeof SEARCH_CASES)[number];
-type CaseName = 'bare' | 'read' | 'create' | 'import' | 'memory' | SearchCaseName;
+type CaseName = 'bare' | 'read' | 'create' | 'import' | 'memory' | SearchCaseName | 'export';
 type StoreLabel = 'embedded' | 'postgres';
-const ALL_CASES: readonly CaseName[] = ['bare', 'read', 'create', 'import', 'memory', ...SEARCH_CASES];
+const ALL_CASES: readonly CaseName[] = ['bare', 'read', 'create', 'import', 'memory', ...SEARCH_CASES, 'export'];
 
 function envNumber(name: string, fallback: number, { integer = false, min = 0 } = {}): number {
   const raw = process.env[name];
@@ -115,6 +119,7 @@ const CONFIG = {
   searchPatients: envNumber('BENCH_SEARCH_PATIENTS', 10_000, { integer: true, min: 1 }),
   searchObservations: envNumber('BENCH_SEARCH_OBSERVATIONS', 200_000, { integer: true, min: 0 }),
   searchAnalyze: process.env.BENCH_SEARCH_ANALYZE === '1',
+  exportResources: envNumber('BENCH_EXPORT_RESOURCES', 500_000, { integer: true, min: 2 }),
   cases: envCases(),
   syntheaDir: resolve(ROOT, process.env.BENCH_SYNTHEA_DIR ?? join('..', 'shared', 'data', 'synthea')),
   cpuProf: process.env.BENCH_CPU_PROF === '1',
@@ -141,6 +146,10 @@ const TARGETS = {
   searchObsPerSec: 2000,
   /** A one-level chained search, as a share of the plain one. */
   chainOfPlain: 0.5,
+  /** Bulk Data `$export` of everything, kick-off to the last byte of the last file. */
+  exportPerSec: 20_000,
+  /** The server's peak RSS during that export. */
+  exportRssMb: 400,
 };
 
 /** Medplum on the same kind of machine (the Search issue), printed as ratios next to ours. */
@@ -201,6 +210,25 @@ interface MemoryStats {
   http: HttpStats;
 }
 
+interface ExportStats {
+  resources: number;
+  files: number;
+  bytes: number;
+  /** Kick-off to the manifest (the server walking the snapshot). */
+  manifestSeconds: number;
+  /** Manifest to the last byte of the last file. */
+  downloadSeconds: number;
+  /** Kick-off to the last byte: what resources/s is judged on. */
+  totalSeconds: number;
+  perSec: number;
+  polls: number;
+  rssBeforeMb: number;
+  /** The highest RSS while the export ran (VmHWM when it rose during the export, else sampled VmRSS). */
+  rssPeakMb: number;
+  /** VmHWM at the end: the peak over the server's life (start-up included). */
+  hwmMb: number;
+}
+
 interface Target {
   text: string;
   pass: boolean;
@@ -215,6 +243,7 @@ interface CaseResult {
   http?: HttpStats;
   import?: ImportStats;
   memory?: MemoryStats;
+  export?: ExportStats;
   ratioToBare?: number;
   /** A ratio to another figure (Medplum's, or the plain search for the chained one). */
   reference?: { ratio: number; to: string };
@@ -807,10 +836,10 @@ function searchDataset(): SearchDataset {
   return searchData;
 }
 
-/** `continuum import` of the dataset into `store`; throws unless every resource arrived. */
-async function importSearchData(label: StoreLabel, store: StoreInstance, data: SearchDataset): Promise<string> {
+/** `continuum import` of a generated dataset into `store`; throws unless every resource arrived. */
+async function importSearchData(label: StoreLabel, store: StoreInstance, data: SearchDataset, what = 'search'): Promise<string> {
   const started = process.hrtime.bigint();
-  const child = spawnNode(`import-search-${label}`, CLI, ['import', data.dir, ...store.args]);
+  const child = spawnNode(`import-${what}-${label}`, CLI, ['import', data.dir, ...store.args]);
   const exitCode = await child.exited;
   const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
   const out = child.stdout();
@@ -819,7 +848,7 @@ async function importSearchData(label: StoreLabel, store: StoreInstance, data: S
     throw new Error(`continuum import printed no summary (exit ${String(exitCode)}):\n${tail(child.stderr() + out)}`);
   }
   if (Number(m[1]) !== data.resources || Number(m[5] ?? 0) > 0) {
-    throw new Error(`the search dataset did not load whole: ${m[0]} (expected ${data.resources} resources):\n${tail(out, 8)}`);
+    throw new Error(`the ${what} dataset did not load whole: ${m[0]} (expected ${data.resources} resources):\n${tail(out, 8)}`);
   }
   const note = `loaded ${fmt(data.resources)} resources in ${wallSeconds.toFixed(1)} s wall (CLI: ${m[3]} s, ${m[4]} resources/s; not measured)`;
   console.log(`  ${note}`);
@@ -1148,6 +1177,173 @@ async function runSearch(label: StoreLabel): Promise<void> {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Bulk Data $export: a generated dataset, imported once per store, exported whole by one server
+
+let exportData: SearchDataset | undefined;
+
+/** The export dataset (one Patient in 20, the rest their Observations), generated once per run. */
+function exportDataset(): SearchDataset {
+  if (!exportData) {
+    const started = Date.now();
+    const patients = Math.max(1, Math.round(CONFIG.exportResources / 20));
+    exportData = generateSearchDataset(join(tempRoot(), 'export-data'), patients, CONFIG.exportResources - patients);
+    console.log(
+      `  export dataset: ${fmt(exportData.patients)} patients + ${fmt(exportData.observations)} observations in ${exportData.files} bundles, generated in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
+  }
+  return exportData;
+}
+
+/** Counts the lines of a streamed body (newlines, plus a last line without one) without keeping it. */
+async function countLines(body: ReadableStream<Uint8Array>): Promise<{ lines: number; bytes: number }> {
+  let lines = 0;
+  let bytes = 0;
+  let last = 10;
+  const reader = body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) {
+      break;
+    }
+    bytes += value.length;
+    for (let i = value.indexOf(10); i >= 0; i = value.indexOf(10, i + 1)) {
+      lines++;
+    }
+    if (value.length > 0) {
+      last = value[value.length - 1];
+    }
+  }
+  return { lines: lines + (bytes > 0 && last !== 10 ? 1 : 0), bytes };
+}
+
+interface ExportManifest {
+  transactionTime?: string;
+  output?: { type: string; url: string; count?: number }[];
+  error?: unknown[];
+}
+
+/** Files downloaded at once, as a client would (the export has one file per type). */
+const EXPORT_DOWNLOADS = 4;
+
+/**
+ * `GET /$export` of everything (kick-off, polling every 100 ms, then every file streamed and its
+ * lines counted), timed from the kick-off to the last byte of the last file, with the server's
+ * RSS sampled meanwhile.
+ */
+async function runExport(label: StoreLabel): Promise<void> {
+  await guard(label, 'export', 'resources/s', async () => {
+    const data = exportDataset();
+    const store = await freshStore(label, 'export');
+    const notes: string[] = [];
+    try {
+      console.log(`  export store: ${store.describe}`);
+      notes.push(await importSearchData(label, store, data, 'export'));
+      const server = await startContinuum(store, `continuum-${label}-export`);
+      try {
+        const pid = server.child.proc.pid as number;
+        const rssBeforeMb = procMemMb(pid, 'VmRSS');
+        const hwmBeforeMb = procMemMb(pid, 'VmHWM');
+        let sampledPeakMb = rssBeforeMb;
+        const sampler = setInterval(() => {
+          try {
+            sampledPeakMb = Math.max(sampledPeakMb, procMemMb(pid, 'VmRSS'));
+          } catch {
+            // the server exited; the case fails below
+          }
+        }, 100);
+        let stats: ExportStats;
+        try {
+          console.log(`  export: ${fmt(data.resources)} resources, kick-off...`);
+          const started = process.hrtime.bigint();
+          const seconds = (): number => Number(process.hrtime.bigint() - started) / 1e9;
+          const kick = await fetch(`${server.base}/$export`, { headers: { ...ACCEPT, prefer: 'respond-async' } });
+          const kickText = await kick.text();
+          const statusUrl = kick.headers.get('content-location');
+          if (kick.status !== 202 || !statusUrl) {
+            throw new Error(`kick-off answered ${kick.status} (Content-Location ${String(statusUrl)}): ${kickText.slice(0, 300)}`);
+          }
+          let manifest: ExportManifest | undefined;
+          let polls = 0;
+          const deadline = Date.now() + 60 * 60_000;
+          while (!manifest) {
+            const res = await fetch(statusUrl, { headers: ACCEPT });
+            const text = await res.text();
+            polls++;
+            if (res.status === 200) {
+              manifest = JSON.parse(text) as ExportManifest;
+            } else if (res.status !== 202) {
+              throw new Error(`status answered ${res.status} after ${seconds().toFixed(1)} s: ${text.slice(0, 300)}`);
+            } else if (Date.now() > deadline || !isRunning(server.child)) {
+              throw new Error(`the export did not complete (last X-Progress: ${String(res.headers.get('x-progress'))})`);
+            } else {
+              await sleep(100);
+            }
+          }
+          const manifestSeconds = seconds();
+          const output = manifest.output ?? [];
+          if ((manifest.error ?? []).length > 0) {
+            notes.push(`the manifest lists ${(manifest.error ?? []).length} error file(s)`);
+          }
+          let resources = 0;
+          let bytes = 0;
+          let next = 0;
+          const worker = async (): Promise<void> => {
+            while (next < output.length) {
+              const entry = output[next++];
+              const res = await fetch(entry.url, { headers: { ...ACCEPT, accept: 'application/fhir+ndjson' } });
+              if (res.status !== 200 || !res.body) {
+                throw new Error(`GET ${entry.url} answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
+              }
+              const got = await countLines(res.body);
+              if (entry.count !== undefined && got.lines !== entry.count) {
+                throw new Error(`the ${entry.type} file holds ${got.lines} lines; the manifest says ${entry.count}`);
+              }
+              resources += got.lines;
+              bytes += got.bytes;
+            }
+          };
+          await Promise.all(Array.from({ length: Math.min(EXPORT_DOWNLOADS, output.length) }, worker));
+          const totalSeconds = seconds();
+          if (resources !== data.resources) {
+            throw new Error(`the export holds ${resources} resources in ${output.length} files; the store holds ${data.resources}`);
+          }
+          const hwmMb = procMemMb(pid, 'VmHWM');
+          stats = {
+            resources,
+            files: output.length,
+            bytes,
+            manifestSeconds,
+            downloadSeconds: totalSeconds - manifestSeconds,
+            totalSeconds,
+            perSec: resources / totalSeconds,
+            polls,
+            rssBeforeMb,
+            rssPeakMb: hwmMb > hwmBeforeMb ? hwmMb : sampledPeakMb,
+            hwmMb,
+          };
+        } finally {
+          clearInterval(sampler);
+        }
+        notes.push(
+          `${fmt(stats.resources)} resources in ${stats.files} files (${fmt(stats.bytes / 1e6, 1)} MB): kick-off to manifest ${stats.manifestSeconds.toFixed(1)} s (${stats.polls} polls), ` +
+            `downloads ${stats.downloadSeconds.toFixed(1)} s (${fmt(stats.bytes / 1e6 / Math.max(stats.downloadSeconds, 1e-3), 1)} MB/s), total ${stats.totalSeconds.toFixed(1)} s`,
+          `server RSS ${stats.rssBeforeMb.toFixed(0)} MB before the kick-off, peak ${stats.rssPeakMb.toFixed(0)} MB during the export (VmHWM over its life ${stats.hwmMb.toFixed(0)} MB)`,
+        );
+        const targets: Target[] = [
+          { text: `>= ${fmt(TARGETS.exportPerSec)} resources/s`, pass: stats.perSec >= TARGETS.exportPerSec },
+          { text: `peak RSS < ${TARGETS.exportRssMb} MB`, pass: stats.rssPeakMb < TARGETS.exportRssMb },
+        ];
+        return { value: stats.perSec, export: stats, targets, verdict: verdictOf(false, targets), notes };
+      } finally {
+        await stopChild(server.child);
+      }
+    } finally {
+      await store.dispose();
+    }
+  });
+}
+
 type CaseOutcome = Omit<CaseResult, 'store' | 'case' | 'unit'>;
 
 /** Runs one case; an exception becomes a FAIL row instead of ending the run. */
@@ -1181,6 +1377,9 @@ async function runStore(label: StoreLabel): Promise<void> {
   }
   if (SEARCH_CASES.some((c) => CONFIG.cases.has(c))) {
     await runSearch(label);
+  }
+  if (CONFIG.cases.has('export')) {
+    await runExport(label);
   }
 }
 
@@ -1289,6 +1488,7 @@ function writeResults(): string {
       searchPatients: CONFIG.searchPatients,
       searchObservations: CONFIG.searchObservations,
       searchAnalyze: CONFIG.searchAnalyze,
+      exportResources: CONFIG.exportResources,
       cases: [...CONFIG.cases],
       stores: CONFIG.stores,
       syntheaDir: CONFIG.syntheaDir,

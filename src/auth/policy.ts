@@ -21,7 +21,8 @@ import { patientCompartmentParams } from '../fhir/compartment';
 import type { SearchParamRegistry } from '../search/definitions';
 import { extractSelected, type IndexRows } from '../search/extract';
 import type { SearchParser } from '../search/parse';
-import type { SearchFilter, TokenMatch } from '../store/api';
+import type { SearchFilter } from '../store/api';
+import { tokenValueMatches } from '../search/match';
 import { RESOURCE_TYPES } from '../validation/schema';
 import { type Grant, parseScopes, type ScopeLetter } from './scopes';
 
@@ -258,23 +259,4 @@ function inCompartment(resource: { resourceType: string; id?: string }, rows: In
 
 function tokenMatches(rows: IndexRows, f: Extract<SearchFilter, { kind: 'token' }>): boolean {
   return rows.token.some((row) => row.code === f.code && f.values.some((m) => tokenValueMatches(row, m)));
-}
-
-function tokenValueMatches(row: IndexRows['token'][number], m: TokenMatch): boolean {
-  if (m.value !== undefined && row.value !== m.value) {
-    return false;
-  }
-  if (m.system === null && row.system !== null) {
-    return false;
-  }
-  if (typeof m.system === 'string' && row.system !== m.system) {
-    return false;
-  }
-  if (m.text !== undefined && !(row.text ?? '').startsWith(m.text)) {
-    return false;
-  }
-  if (m.typeSystem !== undefined && (row.typeSystem !== m.typeSystem || row.typeCode !== m.typeCode)) {
-    return false;
-  }
-  return true;
 }

@@ -244,8 +244,9 @@ export class ExportRunner {
           output.push({ type, count });
         }
       }
+      // get() does not return cancelled jobs (and update() would not touch them anyway).
       const current = await this.store.exportJobs.get(id);
-      if (current?.status === 'cancelled') {
+      if (!current || current.status === 'cancelled') {
         return;
       }
       const total = output.reduce((n, o) => n + o.count, 0);
@@ -257,8 +258,12 @@ export class ExportRunner {
       });
     } catch (err) {
       if (!this.stopped) {
-        this.logError(err, `export job ${id}`);
         await this.store.exportJobs.update(id, { status: 'failed', error: err instanceof Error ? err.message : String(err) }).catch(() => undefined);
+        try {
+          this.logError(err, `export job ${id}`);
+        } catch {
+          // a logger that throws must not leave the job unfinished or the promise unhandled
+        }
       }
     } finally {
       this.running.delete(id);

@@ -11,6 +11,8 @@ import { RESOURCE_TYPES } from '../validation/schema';
 
 export const NDJSON_FORMATS = new Set(['application/fhir+ndjson', 'application/ndjson', 'ndjson']);
 const KNOWN = new Set(['_type', '_since', '_typeFilter', '_outputFormat']);
+/** Search result parameters: meaningless inside a `_typeFilter`. */
+const RESULT_PARAMS = new Set(['_count', '_sort', '_include', '_revinclude', '_total', '_summary', '_elements', '_contained', '_containedType', '_cursor', '_type']);
 
 /** Types in the Patient compartment (and Patient itself), in name order. */
 export function compartmentTypes(): string[] {
@@ -29,6 +31,11 @@ export function exportParams(
       throw badRequest(`$export does not support the parameter '${name}' (supported: ${[...KNOWN].join(', ')})`);
     }
   }
+  for (const name of ['_outputFormat', '_since']) {
+    if ((query[name]?.length ?? 0) > 1) {
+      throw badRequest(`${name} may be given once`);
+    }
+  }
   const format = query._outputFormat?.[0];
   if (format !== undefined && !NDJSON_FORMATS.has(format)) {
     throw badRequest(`_outputFormat '${format}' is not supported; use application/fhir+ndjson`);
@@ -37,6 +44,9 @@ export function exportParams(
   let types = allowed;
   if (query._type) {
     types = [...new Set(query._type.flatMap((v) => v.split(',')).map((t) => t.trim()).filter(Boolean))];
+    if (types.length === 0) {
+      throw badRequest('_type is empty: name the resource types to export, or leave it out for all');
+    }
     for (const t of types) {
       if (!RESOURCE_TYPES.has(t)) {
         throw badRequest(`_type: unknown resource type '${t}'`);
@@ -55,6 +65,10 @@ export function exportParams(
       throw badRequest(`_typeFilter '${raw}': ${type} is not one of the exported types`);
     }
     const search = q < 0 ? '' : raw.slice(q + 1);
+    const resultParam = Object.keys(searchQuery(search)).find((k) => RESULT_PARAMS.has(k.split(':')[0]));
+    if (resultParam) {
+      throw badRequest(`_typeFilter '${raw}': ${resultParam} shapes results and is not a filter`);
+    }
     // Checked now, so that a bad filter is a 400 at kick-off and not a failed job.
     parser.parse(type, searchQuery(search));
     (typeFilters[type] ??= []).push(search);

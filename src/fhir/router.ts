@@ -32,6 +32,7 @@ const BULK_EXPORT = 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export'
 const BULK_EXPORT_PATIENT = 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export';
 const BULK_EXPORT_GROUP = 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export';
 const PATIENT_EVERYTHING = 'http://hl7.org/fhir/OperationDefinition/Patient-everything';
+const CONTINUUM_IMPORT = 'http://continuum-ccm.org/fhir/OperationDefinition/import';
 
 export const INTERACTIONS: readonly InteractionRow[] = [
   { interaction: 'capabilities', method: 'GET', pattern: 'metadata', level: 'system', scope: 'none', handler: (req, ctx) => capabilities(req, ctx, INTERACTIONS) },
@@ -45,7 +46,7 @@ export const INTERACTIONS: readonly InteractionRow[] = [
   { interaction: 'operation', operation: 'reindex', method: 'POST', pattern: '$reindex', level: 'system', scope: 'u', handler: reindexOperation },
   { interaction: 'operation', operation: 'audit-log', method: 'GET', pattern: '$audit-log', level: 'system', scope: 's', handler: auditLogOperation },
   { interaction: 'operation', operation: 'export', definition: BULK_EXPORT, method: 'GET', pattern: '$export', level: 'system', scope: 'r', handler: exportKickoff },
-  { interaction: 'operation', operation: 'import', method: 'POST', pattern: '$import', level: 'system', scope: 'c', handler: (req, ctx) => importOperation(handle)(req, ctx, {}) },
+  { interaction: 'operation', operation: 'import', definition: CONTINUUM_IMPORT, method: 'POST', pattern: '$import', level: 'system', scope: 'c', handler: (req, ctx) => importOperation(handle)(req, ctx, {}) },
   { interaction: 'operation', operation: 'export-status', hidden: true, method: 'GET', pattern: '$export-status/:id', level: 'system', scope: 'r', handler: exportStatus },
   { interaction: 'operation', operation: 'export-status', hidden: true, method: 'DELETE', pattern: '$export-status/:id', level: 'system', scope: 'r', handler: exportCancel },
   { interaction: 'operation', operation: 'export-file', hidden: true, method: 'GET', pattern: '$export-file/:id/:vid', level: 'system', scope: 'r', handler: exportFile },

@@ -305,6 +305,7 @@ export interface ExportJob {
 export interface ExportJobStore {
   create(job: ExportJob): Promise<void>;
   get(id: string): Promise<ExportJob | undefined>;
+  /** Changes a job; a cancelled job stays cancelled (a runner finishing late cannot revive it). */
   update(id: string, patch: Partial<Pick<ExportJob, 'status' | 'progress' | 'output' | 'error' | 'expiresAt'>>): Promise<void>;
   /** Jobs of a client that are still queued or running. */
   active(clientId: string): Promise<ExportJob[]>;

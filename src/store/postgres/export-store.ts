@@ -61,7 +61,7 @@ export class PgExportJobStore implements ExportJobStore {
       `UPDATE export_job SET
          status = COALESCE($2, status), progress = COALESCE($3, progress), output = COALESCE($4::jsonb, output),
          error = COALESCE($5, error), expires_at = COALESCE($6, expires_at), updated_at = now()
-       WHERE id = $1`,
+       WHERE id = $1 AND status <> 'cancelled'`,
       [id, patch.status ?? null, patch.progress ?? null, patch.output === undefined ? null : JSON.stringify(patch.output), patch.error ?? null, patch.expiresAt ?? null],
     );
   }

@@ -25,6 +25,7 @@ import { PgAuthStore } from './auth-store';
 import { PgExportJobStore } from './export-store';
 import { LazyTransaction } from './lazy-transaction';
 import { cacheKey, ReadCache } from './read-cache';
+import { matchAll } from '../../search/match';
 import { filterSql, keysetSql, type SortColumn, sortColumns, SqlParams } from './search-sql';
 
 interface CurrentRow {
@@ -56,7 +57,11 @@ function fromRow(resourceType: string, id: string, row: CurrentRow, method?: Sto
 }
 
 class PgReader implements StoreReader {
-  constructor(protected readonly q: Queryable) {}
+  constructor(
+    protected readonly q: Queryable,
+    /** Index values of a version that is not the current one (snapshot filters). */
+    protected readonly snapshotIndexer?: Indexer,
+  ) {}
 
   async read(resourceType: string, id: string): Promise<StoredVersion | undefined> {
     const rows = await this.q.query<CurrentRow>(
@@ -176,39 +181,29 @@ class PgReader implements StoreReader {
 
   /**
    * One page of `resourceType` as it was at `at`: current rows unchanged since then are served as
-   * they are; for rows changed (or deleted) later, the newest version at `at` comes from history.
-   * Filters apply to the current index.
+   * they are (filtered through the index); for rows changed (or deleted) later, the newest version
+   * at `at` comes from history and is filtered in memory (see inSnapshot).
    */
   async snapshot(query: SnapshotQuery): Promise<SnapshotPage> {
     const p = new SqlParams();
     const where = snapshotWhere(query, p);
-    // `changed`: written after the snapshot instant (compared in SQL: no timestamp parsing here).
-    const rows = await this.q.query<{ id: string; changed: boolean; content: string | null }>(
-      `SELECT r.id, r.last_updated > ${p.add(query.at, 'timestamptz')} AS changed, r.content FROM resource_current r WHERE ${where.join(' AND ')} ORDER BY r.id LIMIT ${p.add(query.count + 1, 'int')}`,
+    // `changed`: written after the snapshot instant (compared in SQL: no timestamp parsing here);
+    // `matches`: the filters on the current index (for unchanged rows, the snapshot's answer).
+    const matches = matchesSql(query, p);
+    const rows = await this.q.query<{ id: string; changed: boolean; matches: boolean; content: string | null }>(
+      `SELECT r.id, r.last_updated > ${p.add(query.at, 'timestamptz')} AS changed, ${matches} AS matches, r.content FROM resource_current r
+       WHERE ${where.join(' AND ')} ORDER BY r.id LIMIT ${p.add(query.count + 1, 'int')}`,
       p.values,
     );
     const page = rows.slice(0, query.count);
-    const changed = page.filter((r) => r.changed).map((r) => r.id);
-    const past = new Map<string, { content: string | null; last_updated: Date | string }>();
-    if (changed.length > 0) {
-      const versions = await this.q.query<{ id: string; deleted: boolean; content: string | null; last_updated: Date | string }>(
-        `SELECT DISTINCT ON (id) id, deleted, content, last_updated FROM resource_version
-         WHERE resource_type = $1 AND id = ANY($2::text[]) AND last_updated <= $3::timestamptz ORDER BY id, version_id DESC`,
-        [query.resourceType, changed, query.at],
-      );
-      for (const v of versions) {
-        if (!v.deleted) {
-          past.set(v.id, v);
-        }
-      }
-    }
+    const past = await this.pastVersions(query, page.filter((r) => r.changed).map((r) => r.id));
     const json: string[] = [];
     for (const r of page) {
       if (!r.changed) {
         json.push(r.content as string);
       } else {
         const v = past.get(r.id);
-        if (v?.content && (query.since === undefined || iso(v.last_updated) >= query.since)) {
+        if (v && this.inSnapshot(query, v, r.matches)) {
           json.push(v.content);
         }
       }
@@ -216,24 +211,63 @@ class PgReader implements StoreReader {
     return { json, nextAfterId: rows.length > query.count ? page[page.length - 1].id : undefined };
   }
 
+  /**
+   * Whether the version of a resource at the snapshot instant matches the snapshot's filters: the
+   * index holds only current values, so the old version's values are extracted and matched in
+   * memory; what cannot be decided there (dates, chains, ...) follows the current index.
+   */
+  private inSnapshot(query: SnapshotQuery, v: { content: string; last_updated: Date | string }, currentMatch: boolean): boolean {
+    if (query.since !== undefined && iso(v.last_updated) <= query.since) {
+      return false;
+    }
+    if (query.filters.length === 0) {
+      return true;
+    }
+    const content = v.content;
+    if (!this.snapshotIndexer) {
+      return currentMatch;
+    }
+    const resource = JSON.parse(content) as { resourceType: string; id?: string };
+    return matchAll(query.filters, resource, this.snapshotIndexer(resource)) ?? currentMatch;
+  }
+
+  /** The newest live version at `query.at` of each of `ids` (absent: none then, or deleted). */
+  private async pastVersions(query: SnapshotQuery, ids: string[]): Promise<Map<string, { content: string; last_updated: Date | string }>> {
+    const past = new Map<string, { content: string; last_updated: Date | string }>();
+    if (ids.length === 0) {
+      return past;
+    }
+    const versions = await this.q.query<{ id: string; deleted: boolean; content: string | null; last_updated: Date | string }>(
+      `SELECT DISTINCT ON (id) id, deleted, content, last_updated FROM resource_version
+       WHERE resource_type = $1 AND id = ANY($2::text[]) AND last_updated <= $3::timestamptz ORDER BY id, version_id DESC`,
+      [query.resourceType, ids, query.at],
+    );
+    for (const v of versions) {
+      if (!v.deleted && v.content !== null) {
+        past.set(v.id, { content: v.content, last_updated: v.last_updated });
+      }
+    }
+    return past;
+  }
+
   async snapshotCount(query: SnapshotQuery): Promise<{ count: number; nextAfterId?: string }> {
     const p = new SqlParams();
     const where = snapshotWhere(query, p);
-    const rows = await this.q.query<{ id: string; changed: boolean }>(
-      `SELECT r.id, r.last_updated > ${p.add(query.at, 'timestamptz')} AS changed FROM resource_current r WHERE ${where.join(' AND ')} ORDER BY r.id LIMIT ${p.add(query.count + 1, 'int')}`,
+    const matches = matchesSql(query, p);
+    const rows = await this.q.query<{ id: string; changed: boolean; matches: boolean }>(
+      `SELECT r.id, r.last_updated > ${p.add(query.at, 'timestamptz')} AS changed, ${matches} AS matches FROM resource_current r
+       WHERE ${where.join(' AND ')} ORDER BY r.id LIMIT ${p.add(query.count + 1, 'int')}`,
       p.values,
     );
     const page = rows.slice(0, query.count);
-    const changed = page.filter((r) => r.changed).map((r) => r.id);
+    const changed = page.filter((r) => r.changed);
     let count = page.length - changed.length;
-    if (changed.length > 0) {
-      const past = await this.q.query<{ n: string | number }>(
-        `SELECT count(*) AS n FROM (SELECT DISTINCT ON (id) deleted, last_updated FROM resource_version
-           WHERE resource_type = $1 AND id = ANY($2::text[]) AND last_updated <= $3::timestamptz ORDER BY id, version_id DESC) v
-         WHERE NOT v.deleted AND ($4::timestamptz IS NULL OR v.last_updated >= $4::timestamptz)`,
-        [query.resourceType, changed, query.at, query.since ?? null],
-      );
-      count += Number(past[0].n);
+    const past = await this.pastVersions(query, changed.map((r) => r.id));
+    for (const r of changed) {
+      const v = past.get(r.id);
+      if (v && this.inSnapshot(query, v, r.matches)) {
+        count++;
+      }
     }
     return { count, nextAfterId: rows.length > query.count ? page[page.length - 1].id : undefined };
   }
@@ -287,13 +321,23 @@ function snapshotWhere(query: SnapshotQuery, p: SqlParams): string[] {
   if (query.afterId !== undefined) {
     where.push(`r.id > ${p.add(query.afterId)}`);
   }
+  // Bulk Data `_since`: changed after the instant. Rows changed after the snapshot are judged on
+  // their older version (in JavaScript), so neither this nor the filters may drop them here.
   if (query.since !== undefined) {
-    where.push(`(r.last_updated >= ${p.add(query.since, 'timestamptz')} OR r.last_updated > ${at})`);
+    where.push(`(r.last_updated > ${p.add(query.since, 'timestamptz')} OR r.last_updated > ${at})`);
   }
-  for (const f of query.filters) {
-    where.push(filterSql(f, 'r', p));
+  if (query.filters.length > 0) {
+    where.push(`(r.last_updated > ${at} OR (${query.filters.map((f) => filterSql(f, 'r', p)).join(' AND ')}))`);
   }
   return where;
+}
+
+/** For rows changed after the snapshot: whether they match the filters now (the fallback of inSnapshot). */
+function matchesSql(query: SnapshotQuery, p: SqlParams): string {
+  if (query.filters.length === 0) {
+    return 'true';
+  }
+  return `CASE WHEN r.last_updated > ${p.add(query.at, 'timestamptz')} THEN (${query.filters.map((f) => filterSql(f, 'r', p)).join(' AND ')}) ELSE true END`;
 }
 
 /** Sort values as they go into a cursor (JSON): instants as ISO text. */
@@ -321,7 +365,7 @@ class PgWriter extends PgReader implements StoreWriter {
     kind: Store['kind'],
     private readonly indexer?: Indexer,
   ) {
-    super(q);
+    super(q, indexer);
     // Nested transactions (entries of a transaction Bundle) join this one.
     const joined: Store = {
       kind,
@@ -558,7 +602,7 @@ export class PgStore extends PgReader implements Store {
     private readonly driver: Driver,
     private readonly indexer?: Indexer,
   ) {
-    super(driver);
+    super(driver, indexer);
     this.kind = driver.kind;
     this.auth = new PgAuthStore(driver);
     this.audit = new PgAuditStore(driver);
