@@ -8,8 +8,8 @@
  *   files     GET    [base]/$export-file/[job]/[type] -> NDJSON, streamed
  *
  * A job is a row (export_job): the snapshot instant (transactionTime), the types and filters. The
- * background runner walks each type's snapshot once to count it (progress, and the manifest lists
- * only types with resources); the files are not stored but read from the snapshot when downloaded,
+ * background runner only checks which types have resources (the manifest lists those, without
+ * counts, which are optional); the files are not stored but read from the snapshot when downloaded,
  * page by page, so no type is ever held in memory and a restart loses nothing (the job resumes).
  * Only the client that started a job sees it; it needs unrestricted read and search on every type
  * it exports (Backend Services `system/*.rs`), and one client runs one export at a time (429).
@@ -24,7 +24,8 @@ import type { ExportJob, Store } from '../store/api';
 import { exportParams, typeFiltersOf } from './params';
 
 const PAGE = 1000;
-const COUNT_PAGE = 5000;
+/** Rows looked at per query when checking that a type has resources. */
+const PROBE_PAGE = 500;
 const LEASE_MS = 30_000;
 
 export interface ExportOptions {
@@ -114,7 +115,7 @@ export const exportStatus: Handler = async (_req, ctx, params): Promise<FhirResp
         transactionTime: job.transactionTime,
         request: job.request,
         requiresAccessToken: true,
-        output: (job.output ?? []).map((o) => ({ type: o.type, url: `${ctx.baseUrl}/$export-file/${job.id}/${o.type}`, count: o.count })),
+        output: (job.output ?? []).map((o) => ({ type: o.type, url: `${ctx.baseUrl}/$export-file/${job.id}/${o.type}`, ...(o.count === undefined ? {} : { count: o.count }) })),
         error: [],
       };
       const headers: Record<string, string> = job.expiresAt ? { Expires: new Date(job.expiresAt).toUTCString() } : {};
@@ -217,42 +218,43 @@ export class ExportRunner {
         return;
       }
       await this.store.exportJobs.update(id, { status: 'in-progress', progress: 'starting' });
-      const output: { type: string; count: number }[] = [];
+      // The job only finds which types hold resources at transactionTime (a small query each,
+      // usually one page): the files are read when downloaded, so nothing here scales with the
+      // number of resources, and interactive requests barely notice a running export.
+      const output: { type: string; count?: number }[] = [];
       let leaseAt = Date.now();
       for (const [i, type] of job.params.types.entries()) {
         const filters = typeFiltersOf(job, type, this.parser(), job.params.patients);
-        let count = 0;
         let afterId: string | undefined;
+        let found = false;
         do {
-          // Counting reads ids only; the content is read when the file is downloaded.
-          const page = await this.store.snapshotCount({ resourceType: type, at: job.transactionTime, since: job.params.since, filters, afterId, count: COUNT_PAGE });
-          count += page.count;
+          const page = await this.store.snapshotCount({ resourceType: type, at: job.transactionTime, since: job.params.since, filters, afterId, count: PROBE_PAGE });
+          found = page.count > 0;
           afterId = page.nextAfterId;
-          if (Date.now() - leaseAt > LEASE_MS / 3) {
-            // Renew the lease, report progress, and notice a cancellation.
-            leaseAt = Date.now();
-            const current = await this.store.exportJobs.get(id);
-            if (!current || current.status === 'cancelled' || this.stopped || !(await this.store.exportJobs.claim(id, this.owner, LEASE_MS))) {
-              return;
-            }
-            await this.store.exportJobs.update(id, { progress: `${type} (${i + 1} of ${job.params.types.length} types), ${count} resources` });
-          }
-          // Let interactive requests in between pages.
-          await new Promise((resolve) => setImmediate(resolve));
-        } while (afterId !== undefined);
-        if (count > 0) {
-          output.push({ type, count });
+        } while (!found && afterId !== undefined);
+        if (found) {
+          output.push({ type });
         }
+        if (Date.now() - leaseAt > LEASE_MS / 3) {
+          // Renew the lease, report progress, and notice a cancellation.
+          leaseAt = Date.now();
+          const current = await this.store.exportJobs.get(id);
+          if (!current || current.status === 'cancelled' || this.stopped || !(await this.store.exportJobs.claim(id, this.owner, LEASE_MS))) {
+            return;
+          }
+          await this.store.exportJobs.update(id, { progress: `${i + 1} of ${job.params.types.length} types checked` });
+        }
+        // Let interactive requests in between types.
+        await new Promise((resolve) => setImmediate(resolve));
       }
       // get() does not return cancelled jobs (and update() would not touch them anyway).
       const current = await this.store.exportJobs.get(id);
       if (!current || current.status === 'cancelled') {
         return;
       }
-      const total = output.reduce((n, o) => n + o.count, 0);
       await this.store.exportJobs.update(id, {
         status: 'completed',
-        progress: `done: ${total} resources in ${output.length} files`,
+        progress: `done: ${output.length} files`,
         output,
         expiresAt: new Date(this.now().getTime() + this.options.retentionMs).toISOString(),
       });

@@ -295,7 +295,8 @@ export interface ExportJob {
   };
   transactionTime: string;
   progress?: string;
-  output?: { type: string; count: number }[];
+  /** One file per type with resources at transactionTime (`count` when it was counted). */
+  output?: { type: string; count?: number }[];
   error?: string;
   expiresAt?: string;
   createdAt: string;
