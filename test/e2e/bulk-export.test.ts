@@ -18,6 +18,7 @@ import type { Bundle, BundleEntry, Resource } from '@medplum/fhirtypes';
 import type supertest from 'supertest';
 import type { ExportJob } from '../../src/store/api';
 import { BASE_URL, FHIR_JSON, startTestServer, type TestServer } from '../support/server';
+import { asText, outcome } from '../support/http';
 
 jest.setTimeout(60_000);
 
@@ -54,21 +55,7 @@ const keys = (resources: Resource[]): string[] => resources.map((r) => `${r.reso
 const sorted = (xs: string[]): string[] => [...xs].sort();
 const q = encodeURIComponent;
 
-/** Status and body together, so that a failed expectation shows what the server said. */
-const outcome = (res: supertest.Response): { status: number; body: unknown } => ({ status: res.status, body: res.body as unknown });
 
-/** Reads any response body as text (superagent buffers only the types it knows). */
-function asText(response: supertest.Response, done: (err: Error | null, body: string) => void): void {
-  // In Node, superagent hands parsers the http.IncomingMessage.
-  const res = response as unknown as NodeJS.ReadableStream & { setEncoding(e: string): void };
-  let text = '';
-  res.setEncoding('utf8');
-  res.on('data', (chunk: string) => {
-    text += chunk;
-  });
-  res.on('end', () => done(null, text));
-  res.on('error', (err: Error) => done(err, text));
-}
 
 /** A client of its own (an export each) with the given scopes. */
 const client = (server: TestServer, scope = 'system/*.rs', extra: { patient?: string; fhirUser?: string } = {}): Promise<supertest.Agent> =>

@@ -9,11 +9,11 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { OperationOutcome, Resource } from '@medplum/fhirtypes';
-import type supertest from 'supertest';
 import { importPaths } from '../../src/import/importer';
 import type { Store } from '../../src/store/api';
 import { RESOURCE_TYPES } from '../../src/validation/schema';
 import { BASE_URL, FHIR_JSON, startTestServer, type TestServer } from '../support/server';
+import { asText, outcome } from '../support/http';
 
 jest.setTimeout(300_000);
 
@@ -30,18 +30,7 @@ interface Manifest {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const rel = (url: string): string => url.slice(BASE_URL.length);
-const outcome = (res: supertest.Response): { status: number; body: unknown } => ({ status: res.status, body: res.body as unknown });
 
-function asText(response: supertest.Response, done: (err: Error | null, body: string) => void): void {
-  const res = response as unknown as NodeJS.ReadableStream & { setEncoding(e: string): void };
-  let text = '';
-  res.setEncoding('utf8');
-  res.on('data', (chunk: string) => {
-    text += chunk;
-  });
-  res.on('end', () => done(null, text));
-  res.on('error', (err: Error) => done(err, text));
-}
 
 /** JSON with keys in order, so that two equal resources give the same text whatever their key order. */
 function canonical(value: unknown): string {
