@@ -34,7 +34,7 @@
  *   DATABASE_URL              also benchmark on this PostgreSQL server
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
@@ -735,7 +735,8 @@ async function auditMicrosPerEvent(): Promise<number> {
         status: 200,
         clientId: 'continuum-cli',
         patient: `p${i % 1000}`,
-        entity: `Patient/${randomBytes(16).toString('hex')}`,
+        // A server-assigned id, as the rows of real reads carry.
+        entity: `Patient/${randomUUID()}`,
         detail: 'GET Patient/3f1d5a0e-9c7b-4d2e-8a61-0b5f2c9e7d43',
       }));
     // Warm up (first pages of the table and its indexes), then measure.
