@@ -88,28 +88,10 @@ export function matchFilter(f: SearchFilter, resource: { resourceType: string; i
       const inner = matchFilter(f.filter, resource, rows);
       return inner === undefined ? undefined : !inner;
     }
-    case 'and': {
-      let unknown = false;
-      for (const g of f.filters) {
-        const m = matchFilter(g, resource, rows);
-        if (m === false) {
-          return false;
-        }
-        unknown ||= m === undefined;
-      }
-      return unknown ? undefined : true;
-    }
-    case 'or': {
-      let unknown = false;
-      for (const g of f.filters) {
-        const m = matchFilter(g, resource, rows);
-        if (m === true) {
-          return true;
-        }
-        unknown ||= m === undefined;
-      }
-      return unknown ? undefined : false;
-    }
+    case 'and':
+      return combine(f.filters, resource, rows, false);
+    case 'or':
+      return combine(f.filters, resource, rows, true);
     case 'date':
     case 'number':
     case 'quantity':
@@ -118,6 +100,22 @@ export function matchFilter(f: SearchFilter, resource: { resourceType: string; i
     case 'has':
       return undefined;
   }
+}
+
+/**
+ * AND (`decisive` false) or OR (`decisive` true) in three-valued logic: the first operand equal to
+ * `decisive` decides; otherwise any undecidable operand makes the result undecidable.
+ */
+function combine(filters: SearchFilter[], resource: { resourceType: string; id?: string }, rows: IndexRows, decisive: boolean): boolean | undefined {
+  let unknown = false;
+  for (const g of filters) {
+    const m = matchFilter(g, resource, rows);
+    if (m === decisive) {
+      return decisive;
+    }
+    unknown ||= m === undefined;
+  }
+  return unknown ? undefined : !decisive;
 }
 
 /** All of `filters` (an implicit AND), three-valued like matchFilter. */
