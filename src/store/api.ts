@@ -318,6 +318,47 @@ export interface ExportJobStore {
   purgeExpired(): Promise<number>;
 }
 
+/** A job of the durable queue (post-commit bot runs, scheduled runs, Subscription deliveries). */
+export interface Job {
+  id: string;
+  queue: 'bot' | 'rest-hook' | 'websocket';
+  /** `Library/{id}` (a bot) or `Subscription/{id}`. */
+  target: string;
+  /** Idempotency key: a second job with the same key is not enqueued. */
+  key: string;
+  payload: Record<string, unknown>;
+  status: 'queued' | 'done' | 'dead';
+  /** Attempts started so far (including the one a claim starts). */
+  attempts: number;
+  maxAttempts: number;
+  runAfter: string;
+  lastError?: string;
+  createdAt: string;
+  finishedAt?: string;
+}
+
+export type NewJob = Pick<Job, 'queue' | 'target' | 'key' | 'payload'> & { maxAttempts?: number; runAfter?: Date };
+
+/** The durable job queue, shared by every process on one database. */
+export interface JobStore {
+  /** Adds jobs (in the caller's transaction when reached through a writer); returns how many were new. */
+  enqueue(jobs: NewJob[]): Promise<number>;
+  /** Leases up to `limit` due jobs (oldest first) for `leaseMs`, counting an attempt on each. */
+  claim(owner: string, limit: number, leaseMs: number, queues?: Job['queue'][]): Promise<Job[]>;
+  /** Marks jobs done. */
+  complete(ids: string[]): Promise<void>;
+  /** Records a failed attempt: retried after `retryInMs`, or dead (kept, visible) when undefined. */
+  fail(id: string, error: string, retryInMs: number | undefined): Promise<void>;
+  /** Jobs of one target (or all), newest first. */
+  list(query: { target?: string; status?: Job['status']; count: number }): Promise<Job[]>;
+  /** Puts a dead job back in the queue with fresh attempts; false when there was no such dead job. */
+  requeue(id: string): Promise<boolean>;
+  /** Milliseconds until the next queued job is due (0: due now), undefined when none is queued. */
+  nextDue(queues?: Job['queue'][]): Promise<number | undefined>;
+  /** Deletes finished jobs older than `olderThanMs`; returns how many. */
+  purge(olderThanMs: number): Promise<number>;
+}
+
 export interface Store extends StoreReader {
   /** Records of the authorization server (not FHIR resources; never reachable through the FHIR API). */
   readonly auth: AuthStore;
@@ -325,6 +366,8 @@ export interface Store extends StoreReader {
   readonly audit: AuditStore;
   /** Bulk export jobs. */
   readonly exportJobs: ExportJobStore;
+  /** The durable job queue (bots, subscriptions); through a writer, enqueued jobs commit with it. */
+  readonly jobs: JobStore;
   /** One page of a type's snapshot at an instant (Bulk Data export). */
   snapshot(query: SnapshotQuery): Promise<SnapshotPage>;
   /** How many resources the next `query.count` rows of a snapshot hold (ids only, no content). */

@@ -3,6 +3,7 @@ import type {
   AuditStore,
   AuthStore,
   ExportJobStore,
+  JobStore,
   HistoryPage,
   HistoryQuery,
   IncludeQuery,
@@ -21,6 +22,7 @@ import type { IndexRows } from '../../search/extract/rows';
 import type { Driver, Queryable } from './driver';
 import { IndexBatch, type Indexer, replaceIndexRows } from './index-writer';
 import { PgAuditStore } from './audit-store';
+import { PgJobStore } from './job-store';
 import { PgAuthStore } from './auth-store';
 import { PgExportJobStore } from './export-store';
 import { LazyTransaction } from './lazy-transaction';
@@ -372,6 +374,7 @@ class PgWriter extends PgReader implements StoreWriter {
       auth: new PgAuthStore(q),
       audit: new PgAuditStore(q),
       exportJobs: new PgExportJobStore(q),
+      jobs: new PgJobStore(q),
       snapshot: (sq) => this.snapshot(sq),
       snapshotCount: (sq) => this.snapshotCount(sq),
       read: (t, i) => this.read(t, i),
@@ -594,6 +597,7 @@ export class PgStore extends PgReader implements Store {
   readonly auth: AuthStore;
   readonly audit: AuditStore;
   readonly exportJobs: ExportJobStore;
+  readonly jobs: JobStore;
 
   /** Current versions, for the embedded store only (see read-cache.ts). */
   private readonly cache?: ReadCache;
@@ -607,6 +611,7 @@ export class PgStore extends PgReader implements Store {
     this.auth = new PgAuthStore(driver);
     this.audit = new PgAuditStore(driver);
     this.exportJobs = new PgExportJobStore(driver);
+    this.jobs = new PgJobStore(driver);
     if (driver.kind === 'pglite') {
       this.cache = new ReadCache();
     }
