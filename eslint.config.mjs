@@ -19,6 +19,11 @@ export default tseslint.config(
     },
   },
   {
+    // The bot sandbox's worker is plain CommonJS (it runs from src/ as is, see src/bots/sandbox.ts).
+    files: ['src/bots/sandbox-worker.js'],
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     files: ['test/**/*.ts'],
     rules: { '@typescript-eslint/no-non-null-assertion': 'off' },
   },

@@ -22,6 +22,8 @@ import { guardStore } from './auth/guarded-store';
 import { AuditLog } from './audit/audit-log';
 import { DEFAULT_EXPORT_OPTIONS, ExportRunner, type ExportOptions } from './bulk/export';
 import { AccessPolicy, type Principal } from './auth/policy';
+import { BotRuntime, type BotRuntimeOptions } from './bots/runtime';
+import { deployBots, type DeployReport } from './bots/deploy';
 
 export interface ContinuumOptions extends StoreConfig {
   baseUrl?: string;
@@ -34,6 +36,10 @@ export interface ContinuumOptions extends StoreConfig {
   auth?: Partial<AuthOptions>;
   /** Bulk Data export settings (how long files stay available). */
   export?: Partial<ExportOptions>;
+  /** Bot runtime settings (pool size, queue polling, retries, chain depth). */
+  bots?: Partial<BotRuntimeOptions>;
+  /** Folders of bots to deploy at start (`serve` passes bots/). */
+  deployBots?: string[];
 }
 
 export interface Continuum {
@@ -43,6 +49,10 @@ export interface Continuum {
   auth: AuthorizationServer;
   /** The audit trail's writer (flushes in batches; flushed on close). */
   audit: AuditLog;
+  /** Bots and subscriptions: triggers, the job queue, scheduled and manual runs. */
+  bots: BotRuntime;
+  /** What the start-up deploy of `deployBots` did. */
+  deployed: DeployReport[];
   /**
    * A request context for in-process calls: the server's own (import) without a principal, or
    * bound to a principal's scopes and patient (bots, tests).
@@ -95,11 +105,32 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
   // A token's policy and guarded store are made once and reused for its later requests (verified
   // tokens map to the same Principal object); a different base URL makes new ones.
   const policies = new WeakMap<Principal, { baseUrl: string; access: AccessPolicy; store: Store }>();
+  // Every write of the FHIR core passes the bots' triggers (bots.store wraps the store with them).
+  const baseUrl = options.baseUrl ?? 'http://localhost';
+  const bots = new BotRuntime(
+    {
+      store,
+      baseUrl,
+      now,
+      // A bot's requests: its own scopes, over the store it was given (a pre-commit bot's is the
+      // transaction of the write that triggered it), audited like any client's.
+      contextFor: (principal, base) => {
+        const access = new AccessPolicy(principal, { registry, parser: strictParser(baseUrl), baseUrl });
+        return { ...context(baseUrl), store: guardStore(base, access), access, audit: auditLog };
+      },
+      parser: () => strictParser(baseUrl),
+      indexer: (r) => extractIndexValues(r, registry, { baseUrl: options.baseUrl }),
+      audit: auditLog,
+      logError,
+    },
+    options.bots,
+  );
+  const hooked = (): Store => bots.store;
   const accessFor = (principal: Principal, baseUrl: string): { access: AccessPolicy; store: Store } => {
     let hit = policies.get(principal);
     if (!hit || hit.baseUrl !== baseUrl) {
       const access = new AccessPolicy(principal, { registry, parser: strictParser(baseUrl), baseUrl });
-      hit = { baseUrl, access, store: guardStore(store, access) };
+      hit = { baseUrl, access, store: guardStore(hooked(), access) };
       policies.set(principal, hit);
     }
     return hit;
@@ -108,7 +139,8 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
     const guarded = principal ? accessFor(principal, baseUrl) : undefined;
     const access = guarded?.access;
     return {
-    store: guarded ? guarded.store : store,
+    store: guarded ? guarded.store : hooked(),
+    bots,
     access,
     baseUrl,
     limits,
@@ -125,6 +157,11 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
     searchParser: (lenient) => (lenient ? lenientParser(baseUrl) : strictParser(baseUrl)),
     };
   };
+  await bots.start();
+  const deployed: DeployReport[] = [];
+  for (const dir of options.deployBots ?? []) {
+    deployed.push(...(await deployBots(dir, bots)));
+  }
   const exportRunner = new ExportRunner(store, () => strictParser(options.baseUrl ?? 'http://localhost'), { ...DEFAULT_EXPORT_OPTIONS, ...(options.export ?? {}) }, now, logError);
   exportRunner.start();
   // Requests over HTTP are audited; in-process work (the CLI import) is not.
@@ -142,8 +179,11 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
     store,
     auth,
     audit: auditLog,
+    bots,
+    deployed,
     context,
     close: async () => {
+      await bots.stop();
       await exportRunner.stop();
       await auditLog.flush();
       await store.close();

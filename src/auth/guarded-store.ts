@@ -169,7 +169,7 @@ class GuardedWriter extends GuardedReader implements StoreWriter {
     outer: Store,
   ) {
     super(writer, policy);
-    this.store = { ...outer, read: (t, i) => this.read(t, i), vread: (t, i, v) => this.vread(t, i, v), history: (q) => this.history(q), search: (q) => this.search(q), includes: (q) => this.includes(q), transaction: (fn) => fn(this) };
+    this.store = { ...outer, jobs: writer.store.jobs, read: (t, i) => this.read(t, i), vread: (t, i, v) => this.vread(t, i, v), history: (q) => this.history(q), search: (q) => this.search(q), includes: (q) => this.includes(q), transaction: (fn) => fn(this) };
   }
 
   private check(resource: { resourceType: string; id?: string }, letter: ScopeLetter, what: string): void {
@@ -226,6 +226,7 @@ export function guardStore(store: Store, policy: AccessPolicy): Store {
     auth: store.auth,
     audit: store.audit,
     exportJobs: store.exportJobs,
+    jobs: store.jobs,
     snapshot: (q) => {
       // Exports are for callers who may see every resource of the type (backend services).
       if (!policy.allows('r', q.resourceType) || policy.filter(q.resourceType, 'r') !== undefined) {

@@ -65,6 +65,8 @@ export interface RequestContext {
   store: Store;
   /** The caller's access rules; undefined for the server's own work (import, migrations). */
   access?: AccessPolicy;
+  /** The bot runtime (`$execute`); undefined when bots are off. */
+  bots?: { execute(libraryId: string, input: unknown, caller: RequestContext): Promise<FhirResponse> };
   /** Starts a queued Bulk Data export job in the background. */
   exportRunner?: { kick(id: string): void };
   /** Where each interaction's audit row goes (undefined: not audited, e.g. the CLI import). */

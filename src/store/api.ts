@@ -228,7 +228,8 @@ export interface AuditRow {
   /** Position in the trail (`<batch>-<index>`), set when read back. */
   seq?: string;
   recorded: string;
-  category: 'rest' | 'login';
+  /** rest: an interaction; login: sign-in and tokens; bot: a bot run. */
+  category: 'rest' | 'login' | 'bot';
   interaction: string;
   action: 'C' | 'R' | 'U' | 'D' | 'E';
   outcome: '0' | '4' | '8';

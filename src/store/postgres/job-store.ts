@@ -119,13 +119,13 @@ export class PgJobStore implements JobStore {
 
   async nextDue(queues: Job['queue'][] = ALL_QUEUES): Promise<number | undefined> {
     const rows = await this.q.query<{ ms: string | number | null }>(
-      `SELECT GREATEST(0, EXTRACT(EPOCH FROM (min(GREATEST(run_after, COALESCE(lease_until, run_after))) - now())) * 1000) AS ms
+      `SELECT EXTRACT(EPOCH FROM (min(GREATEST(run_after, COALESCE(lease_until, run_after))) - now())) * 1000 AS ms
        FROM job WHERE status = 'queued' AND queue = ANY($1::text[])`,
       [queues],
       { prepare: true },
     );
     const ms = rows[0]?.ms;
-    return ms === null || ms === undefined ? undefined : Math.ceil(Number(ms));
+    return ms === null || ms === undefined ? undefined : Math.max(0, Math.ceil(Number(ms)));
   }
 
   async purge(olderThanMs: number): Promise<number> {
