@@ -4,6 +4,7 @@
  * Configuration is read here, once, and passed down.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_LIMITS, DEFAULT_PORT } from './config';
 import { formatSummary, importPaths } from './import/importer';
@@ -13,6 +14,10 @@ import { RegistrationError } from './auth/accounts';
 import type { JWK } from './auth/jose';
 import { parseScopes } from './auth/scopes';
 import type { TrustedIssuer } from './auth/external';
+import { botsCommand, formatDeploy } from './bots/cli';
+import { BotCompileError } from './bots/compile';
+import { DeployError } from './bots/deploy';
+import { projectRoot } from './util/root';
 
 const HELP = `continuum: a FHIR R4 server for Chronic Care Management
 
@@ -28,10 +33,18 @@ Usage:
   continuum users add <name> --fhir-user <Patient/id|Practitioner/id> --password <pw>
   continuum users list | remove <name>
   continuum keys rotate                New signing key; the old one verifies for another day
+  continuum bots deploy [dir]          Compile the bots in dir (default ./bots) and create or update
+                                       their Libraries and Subscriptions; reports what changed
+  continuum bots list                  Bots, their scopes, schedules and triggers
+  continuum bots run <name> [--input <file.json>]
+                                       Run a bot now (Library/{id}/$execute); prints its result
+  continuum bots logs <name> [--follow] [--count <n>]
+                                       A bot's recent runs: trigger, outcome, duration, log lines
   continuum --help                     Show this help
 
-The embedded store is one process's: run token, clients, users and keys while the server is
-stopped (or against a PostgreSQL server, at any time).
+The embedded store is one process's: run token, clients, users, keys and bots while the server
+is stopped (or against a PostgreSQL server, at any time). Against a running server, bots commands
+take --server <url> --token <token> (or CONTINUUM_TOKEN) and go through its FHIR API.
 
 Store options (serve and import):
   --data-dir <dir>       Embedded PostgreSQL (PGlite) folder (default: ./data)
@@ -56,6 +69,14 @@ Token options:
   --lifetime <seconds>   Validity, at most an hour (default: 3600)
   --base-url <url>       The server's base URL, the token's audience
                          (default: http://127.0.0.1:<port>)
+
+Bots options:
+  --server <url>         A running server's base URL (bots commands go through its API)
+  --token <token>        Its access token, system/*.cruds (also: CONTINUUM_TOKEN)
+  --input <file.json>    bots run: the input (a Parameters or any resource)
+  --follow               bots logs: keep printing new runs
+  --count <n>            bots logs: how many recent runs (default: 20)
+  --no-bots              serve: do not deploy ./bots at start
 
 Client options:
   --type <type>          public | confidential-symmetric | confidential-asymmetric
@@ -96,6 +117,12 @@ const OPTIONS = {
   'jwks-url': { type: 'string' },
   'jwks-file': { type: 'string' },
   password: { type: 'string' },
+  server: { type: 'string' },
+  token: { type: 'string' },
+  input: { type: 'string' },
+  follow: { type: 'boolean' },
+  count: { type: 'string' },
+  'no-bots': { type: 'boolean' },
 } as const;
 
 class UsageError extends Error {}
@@ -122,6 +149,9 @@ function parse(argv: string[]): { values: { [K in keyof typeof OPTIONS]?: Option
     throw new UsageError((err as Error).message);
   }
 }
+
+/** Administrative commands neither run queued bot jobs nor schedules: the servers do. */
+const QUIET_BOTS = { worker: false, scheduler: false } as const;
 
 function storeOptions(values: Values): ContinuumOptions {
   const databaseUrl = values['database-url'] ?? process.env.DATABASE_URL;
@@ -163,11 +193,18 @@ async function serve(values: Values): Promise<void> {
     ...storeOptions(values),
     auth: { trustedIssuers: trustedIssuers(values['trusted-issuers']) },
     export: { retentionMs: positiveInt('export-retention', values['export-retention'], 3600) * 1000 },
+    // The bots in ./bots deploy at start; their log lines go to the console.
+    deployBots: values['no-bots'] ? [] : [join(projectRoot(), 'bots')],
+    bots: { echoLogs: true, leaseMs: positiveInt('CONTINUUM_BOT_LEASE_MS', process.env.CONTINUUM_BOT_LEASE_MS, 30_000) },
   };
   const port = positiveInt('port', values.port ?? process.env.PORT, DEFAULT_PORT);
   const host = values.host ?? process.env.HOST ?? '127.0.0.1';
   const continuum = await createContinuum(options);
   const devSecret = await ensureDevClient(continuum);
+  const deployed = continuum.deployed.filter((r) => r.library !== 'unchanged' || r.triggers.some((t) => t.change !== 'unchanged'));
+  if (deployed.length > 0) {
+    console.log(`Bots deployed:\n${formatDeploy(deployed).replace(/^/gm, '  ')}`);
+  }
   const server = continuum.app.listen(port, host, (err?: Error) => {
     // Express 5 hands a listen error (port in use, no permission) to this callback.
     if (err) {
@@ -199,7 +236,7 @@ async function runImport(values: Values, paths: string[]): Promise<number> {
     }
   }
   const options = storeOptions(values);
-  const continuum = await createContinuum(options);
+  const continuum = await createContinuum({ ...options, bots: QUIET_BOTS });
   try {
     console.error(`Importing into ${describeStore(options)}`);
     const summary = await importPaths(paths, continuum.context());
@@ -215,7 +252,7 @@ async function runReindex(values: Values, rest: string[]): Promise<number> {
     throw new UsageError(`reindex takes no arguments, got '${rest.join(' ')}'`);
   }
   const options = storeOptions(values);
-  const continuum = await createContinuum(options);
+  const continuum = await createContinuum({ ...options, bots: QUIET_BOTS });
   try {
     const started = Date.now();
     let progress: Progress | undefined;
@@ -263,7 +300,7 @@ function devClientHelp(base: string, secret: string): string {
 
 /** Opens the store for an administrative command and closes it afterwards. */
 async function withContinuum<T>(values: Values, fn: (c: Continuum) => Promise<T>): Promise<T> {
-  const continuum = await createContinuum(storeOptions(values));
+  const continuum = await createContinuum({ ...storeOptions(values), bots: QUIET_BOTS });
   try {
     return await fn(continuum);
   } finally {
@@ -396,6 +433,32 @@ async function runKeys(values: Values, rest: string[]): Promise<number> {
   return 0;
 }
 
+async function runBots(values: Values, rest: string[]): Promise<number> {
+  const [sub, ...args] = rest;
+  const token = values.token ?? process.env.CONTINUUM_TOKEN;
+  if (values.server && !token) {
+    throw new UsageError('--server needs --token (or CONTINUUM_TOKEN): a system/*.cruds token of that server');
+  }
+  if (!['deploy', 'list', 'run', 'logs'].includes(sub ?? '')) {
+    throw new UsageError(`bots needs one of deploy, list, run, logs${sub ? `, not '${sub}'` : ''}`);
+  }
+  const count = positiveInt('count', values.count, 20);
+  try {
+    return await botsCommand(sub, args, { input: values.input, follow: values.follow, count }, async () => {
+      if (values.server) {
+        return { target: { kind: 'remote', server: values.server, token: token as string }, close: async () => undefined };
+      }
+      const continuum = await createContinuum({ ...storeOptions(values), bots: QUIET_BOTS });
+      return { target: { kind: 'local', runtime: continuum.bots, flushAudit: () => continuum.audit.flush() }, close: () => continuum.close() };
+    });
+  } catch (err) {
+    if (err instanceof BotCompileError || err instanceof DeployError) {
+      throw new UsageError(err.message);
+    }
+    throw err;
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv);
   const [command = 'serve', ...rest] = positionals;
@@ -422,6 +485,8 @@ export async function main(argv: string[]): Promise<number> {
       return runUsers(values, rest);
     case 'keys':
       return runKeys(values, rest);
+    case 'bots':
+      return runBots(values, rest);
     default:
       throw new UsageError(`unknown command '${command}'`);
   }

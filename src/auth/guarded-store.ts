@@ -12,6 +12,8 @@
  * - writes: the new content must be writable (`c` or `u`), and so must the version it replaces;
  *   a refused write is a 403 and the transaction it belongs to rolls back.
  */
+import type { Library, Subscription } from '@medplum/fhirtypes';
+import { isBotLibrary } from '../bots/definition';
 import { forbidden, notFound } from '../errors';
 import type { ResourceLike, SearchFilter, SearchQuery, Store, StoredVersion, StoreReader, StoreWriter, WriteOptions } from '../store/api';
 import type { AccessPolicy } from './policy';
@@ -175,6 +177,34 @@ class GuardedWriter extends GuardedReader implements StoreWriter {
   private check(resource: { resourceType: string; id?: string }, letter: ScopeLetter, what: string): void {
     if (!this.policy.permitsWrite(resource, letter)) {
       throw forbidden(`The token's scopes do not allow ${what} ${resource.resourceType}${resource.id ? '/' + resource.id : ''}`);
+    }
+    if (resource.resourceType === 'Library' || resource.resourceType === 'Subscription') {
+      this.checkAutomation(resource as unknown as Library | Subscription, what);
+    }
+  }
+
+  /**
+   * Bots act with their own scopes and Subscriptions send resources out, so neither may reach
+   * further than the caller who writes them: a bot or a bot trigger needs a system/*.cruds token; a
+   * notification Subscription needs unrestricted search access to the type it watches (no patient
+   * compartment, no granular rule), or its notifications would carry what the caller cannot see.
+   */
+  private checkAutomation(resource: Library | Subscription, what: string): void {
+    if (resource.resourceType === 'Library') {
+      if (isBotLibrary(resource) && !this.policy.isSystemAdmin()) {
+        throw forbidden(`${what} a bot (a logic-library with code) needs a system/*.cruds token: a bot acts with scopes of its own`);
+      }
+      return;
+    }
+    if (/^Library\//.test(resource.channel?.endpoint ?? '')) {
+      if (!this.policy.isSystemAdmin()) {
+        throw forbidden(`${what} a bot trigger needs a system/*.cruds token`);
+      }
+      return;
+    }
+    const type = /^([A-Za-z]+)/.exec(resource.criteria ?? '')?.[1];
+    if (type && (!this.policy.allows('s', type) || this.policy.filter(type, 's') !== undefined)) {
+      throw forbidden(`${what} a Subscription on ${type} needs search access to every ${type} (its notifications would otherwise reach beyond the token's scopes)`);
     }
   }
 

@@ -208,6 +208,11 @@ export class BotRuntime implements WriteHooks {
     return this.botsByName.get(name);
   }
 
+  /** Audit rows of one client (a bot's runs and requests), oldest first, after a position. */
+  auditRows(clientId: string, after: string | undefined, count: number): Promise<AuditRow[]> {
+    return this.deps.store.audit.query({ clientId, after, count });
+  }
+
   /** Every trigger. */
   triggers(): TriggerDefinition[] {
     return [...this.triggersById.values()];
