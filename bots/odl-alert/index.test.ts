@@ -2,7 +2,7 @@
  * odl-alert with the bot test harness: the handler in process (fast, debuggable), then deployed
  * into a test server (bundle, sandbox, trigger criteria and condition, queue).
  */
-import type { Observation, Task } from '@medplum/fhirtypes';
+import type { Observation, Patient, Task } from '@medplum/fhirtypes';
 import { join } from 'node:path';
 import { createBotHarness, type BotHarness } from '../../src/bots/testing';
 import { handler, TASK_IDENTIFIER_SYSTEM } from './index';
@@ -13,7 +13,7 @@ let patient: string;
 
 beforeAll(async () => {
   h = await createBotHarness({ now: () => NOW });
-  patient = (await h.fhir.createResource({ resourceType: 'Patient', name: [{ family: 'Alvarez' }] })).id as string;
+  patient = (await h.fhir.createResource<Patient>({ resourceType: 'Patient', name: [{ family: 'Alvarez' }] })).id as string;
 });
 afterAll(async () => {
   await h.close();
