@@ -202,9 +202,15 @@ class GuardedWriter extends GuardedReader implements StoreWriter {
       }
       return;
     }
-    const type = /^([A-Za-z]+)/.exec(resource.criteria ?? '')?.[1];
+    const [typePart, query = ''] = (resource.criteria ?? '').split('?');
+    const type = /^[A-Za-z]+$/.test(typePart) ? typePart : undefined;
     if (type && (!this.policy.allows('s', type) || this.policy.filter(type, 's') !== undefined)) {
       throw forbidden(`${what} a Subscription on ${type} needs search access to every ${type} (its notifications would otherwise reach beyond the token's scopes)`);
+    }
+    // Criteria are matched by the server, outside the caller's rules: a chain or _has would let
+    // notifications tell about resources of other types the caller may not see.
+    if (!this.policy.isSystemAdmin() && [...new URLSearchParams(query).keys()].some((k) => k.startsWith('_has') || k.split(':')[0].includes('.') || /:[A-Z][A-Za-z]*\./.test(k))) {
+      throw forbidden(`${what} a Subscription whose criteria use chained parameters or _has needs a system/*.cruds token`);
     }
   }
 

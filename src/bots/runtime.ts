@@ -18,6 +18,7 @@ import type { FhirMethod, FhirResponse, RequestContext } from '../fhir/types';
 import type { IndexRows } from '../search/extract';
 import { compile as compileFhirPath } from '../search/fhirpath';
 import { matchAll } from '../search/match';
+import { isResourceType } from '../validation/schema';
 import type { SearchParser } from '../search/parse';
 import type { AuditRow, Job, NewJob, ResourceLike, SearchFilter, Store, StoredVersion } from '../store/api';
 import { BotCompileError } from './compile';
@@ -318,9 +319,14 @@ export class BotRuntime implements WriteHooks {
         for (const [k, v] of new URLSearchParams(trigger.query)) {
           (query[k] ??= []).push(v);
         }
+        if (!isResourceType(trigger.resourceType)) {
+          throw new DefinitionError(`Subscription.criteria: '${trigger.resourceType}' is not a resource type`);
+        }
         this.deps.parser().parse(trigger.resourceType, query);
         if (trigger.condition) {
-          compileFhirPath(trigger.condition);
+          // fhirpath.js reports unknown variables and functions only when evaluating: try it once.
+          const probe = { resourceType: trigger.resourceType };
+          compileFhirPath(trigger.condition)(probe, { resource: probe, current: probe, previous: null } as Record<string, unknown>);
         }
       }
     } catch (err) {
