@@ -218,6 +218,7 @@ async function serve(values: Values): Promise<void> {
       console.log(devClientHelp(base, devSecret));
     }
   });
+  continuum.attachWebSockets(server);
   const stop = (): void => {
     server.close();
     void continuum.close().then(() => process.exit(0));

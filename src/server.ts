@@ -24,6 +24,8 @@ import { DEFAULT_EXPORT_OPTIONS, ExportRunner, type ExportOptions } from './bulk
 import { AccessPolicy, type Principal } from './auth/policy';
 import { BotRuntime, type BotRuntimeOptions } from './bots/runtime';
 import { deployBots, type DeployReport } from './bots/deploy';
+import { SubscriptionSockets } from './bots/websocket';
+import type { Server } from 'node:http';
 
 export interface ContinuumOptions extends StoreConfig {
   baseUrl?: string;
@@ -53,6 +55,8 @@ export interface Continuum {
   bots: BotRuntime;
   /** What the start-up deploy of `deployBots` did. */
   deployed: DeployReport[];
+  /** Serves websocket Subscriptions on the HTTP server the app listens with. */
+  attachWebSockets(server: Server): void;
   /**
    * A request context for in-process calls: the server's own (import) without a principal, or
    * bound to a principal's scopes and patient (bots, tests).
@@ -140,7 +144,7 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
     const access = guarded?.access;
     return {
     store: guarded ? guarded.store : hooked(),
-    bots,
+    bots: { execute: (id, input, caller) => bots.execute(id, input, caller), bindingToken: (id, caller) => sockets.bindingToken(id, caller) },
     access,
     baseUrl,
     limits,
@@ -157,6 +161,7 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
     searchParser: (lenient) => (lenient ? lenientParser(baseUrl) : strictParser(baseUrl)),
     };
   };
+  const sockets = new SubscriptionSockets(store, bots, logError, bots.options.pollMs);
   await bots.start();
   const deployed: DeployReport[] = [];
   for (const dir of options.deployBots ?? []) {
@@ -181,8 +186,10 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
     audit: auditLog,
     bots,
     deployed,
+    attachWebSockets: (server) => sockets.attach(server),
     context,
     close: async () => {
+      await sockets.close();
       await bots.stop();
       await exportRunner.stop();
       await auditLog.flush();

@@ -85,7 +85,7 @@ export interface TriggerDefinition {
   id: string;
   /** The bot it runs (`Library/{id}`), or undefined for a notification channel. */
   bot?: string;
-  channel: 'bot' | 'rest-hook';
+  channel: 'bot' | 'rest-hook' | 'websocket';
   resourceType: string;
   /** The query part of the criteria (`code=...`), empty for all resources of the type. */
   query: string;
@@ -213,13 +213,15 @@ export function triggerFromSubscription(subscription: Subscription): TriggerDefi
   let channel: TriggerDefinition['channel'];
   if (botRef && (type === 'message' || type === 'rest-hook')) {
     channel = 'bot';
+  } else if (type === 'websocket') {
+    channel = 'websocket';
   } else if (type === 'rest-hook') {
     if (!/^https?:\/\//.test(endpoint)) {
       throw new DefinitionError('a rest-hook Subscription needs an http(s) channel.endpoint');
     }
     channel = 'rest-hook';
   } else {
-    throw new DefinitionError(`Subscription channel type '${type ?? ''}' is not supported: use rest-hook, or message with endpoint Library/{id} for a bot`);
+    throw new DefinitionError(`Subscription channel type '${type ?? ''}' is not supported: use rest-hook, websocket, or message with endpoint Library/{id} for a bot`);
   }
   const interactions = new Set<Interaction>();
   for (const e of ext(exts, SUBSCRIPTION_EXT.interaction)) {

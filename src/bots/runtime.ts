@@ -439,7 +439,9 @@ export class BotRuntime implements WriteHooks {
       }
       const ref = `${change.resourceType}/${change.id}`;
       jobs.push({
-        queue: trigger.bot ? 'bot' : 'rest-hook',
+        queue: trigger.bot ? 'bot' : trigger.channel === 'websocket' ? 'websocket' : 'rest-hook',
+        // Websocket notifications are an event log read by each process's bound sockets.
+        status: trigger.channel === 'websocket' ? 'done' : undefined,
         target: trigger.bot ?? `Subscription/${trigger.id}`,
         key: `${trigger.id}:${ref}/_history/${change.version.versionId}`,
         maxAttempts: trigger.bot ? trigger.maxAttempts : trigger.maxAttempts,
@@ -464,7 +466,16 @@ export class BotRuntime implements WriteHooks {
     }
     if (info.jobs > 0) {
       this.kick();
+      this.onEvents?.();
     }
+  }
+
+  /** Called after a commit that logged events (the websocket hub pushes them). */
+  onEvents?: () => void;
+
+  /** A trigger (Subscription) by id. */
+  trigger(id: string): TriggerDefinition | undefined {
+    return this.triggersById.get(id);
   }
 
   // ---------------------------------------------------------------- running bots
@@ -653,41 +664,69 @@ export class BotRuntime implements WriteHooks {
     for (;;) {
       this.kick();
       await this.draining;
-      const due = await this.deps.store.jobs.nextDue();
+      const due = await this.deps.store.jobs.nextDue(['bot', 'rest-hook']);
       if (due === undefined || due > 0) {
         return;
       }
     }
   }
 
+  /** Jobs this process holds: their leases are renewed until they finish. */
+  private readonly held = new Set<string>();
+
   private async drain(): Promise<void> {
-    do {
-      this.again = false;
-      for (;;) {
-        if (this.stopped) {
-          return;
-        }
-        const jobs = await this.deps.store.jobs.claim(this.owner, this.options.batchSize, this.options.leaseMs);
-        if (jobs.length === 0) {
-          break;
-        }
-        const done: string[] = [];
-        await Promise.all(
-          jobs.map(async (job) => {
-            const p = this.runJob(job);
-            this.running.add(p);
-            try {
-              if (await p) {
-                done.push(job.id);
+    const renew = setInterval(() => {
+      this.deps.store.jobs.renew(this.owner, [...this.held], this.options.leaseMs).catch((err: unknown) => this.deps.logError(err, 'job lease renewal'));
+    }, Math.max(50, Math.floor(this.options.leaseMs / 3)));
+    renew.unref();
+    try {
+      do {
+        this.again = false;
+        for (;;) {
+          if (this.stopped) {
+            return;
+          }
+          const jobs = await this.deps.store.jobs.claim(this.owner, this.options.batchSize, this.options.leaseMs, ['bot', 'rest-hook']);
+          if (jobs.length === 0) {
+            break;
+          }
+          for (const j of jobs) {
+            this.held.add(j.id);
+          }
+          // Each job is marked done as soon as it finishes (a process killed later does not run it
+          // again); marks go out in small groups so a fast queue is not one statement per job.
+          const finished: string[] = [];
+          let flushing: Promise<void> = Promise.resolve();
+          const flush = (): Promise<void> => {
+            const ids = finished.splice(0);
+            flushing = flushing
+              .then(() => (ids.length > 0 ? this.deps.store.jobs.complete(ids, this.owner) : undefined))
+              .catch((err: unknown) => this.deps.logError(err, 'marking jobs done'));
+            return flushing;
+          };
+          await Promise.all(
+            jobs.map(async (job) => {
+              const p = this.runJob(job);
+              this.running.add(p);
+              try {
+                if (await p) {
+                  finished.push(job.id);
+                  if (finished.length >= 8) {
+                    void flush();
+                  }
+                }
+              } finally {
+                this.running.delete(p);
+                this.held.delete(job.id);
               }
-            } finally {
-              this.running.delete(p);
-            }
-          }),
-        );
-        await this.deps.store.jobs.complete(done);
-      }
-    } while (this.again);
+            }),
+          );
+          await flush();
+        }
+      } while (this.again);
+    } finally {
+      clearInterval(renew);
+    }
   }
 
   /** Runs one job; true when it is done (succeeded or nothing to do), false when it was failed or retried. */
@@ -708,12 +747,12 @@ export class BotRuntime implements WriteHooks {
 
   private async failJob(job: Job, error: string): Promise<void> {
     if (job.attempts >= job.maxAttempts) {
-      await this.deps.store.jobs.fail(job.id, error, undefined);
+      await this.deps.store.jobs.fail(job.id, error, undefined, this.owner);
       await this.deadLetter(job, error);
       return;
     }
     const delay = Math.min(this.options.retryMaxMs, this.options.retryBaseMs * 2 ** (job.attempts - 1));
-    await this.deps.store.jobs.fail(job.id, error, Math.round(delay * (0.9 + Math.random() * 0.2)));
+    await this.deps.store.jobs.fail(job.id, error, Math.round(delay * (0.9 + Math.random() * 0.2)), this.owner);
   }
 
   private async deadLetter(job: Job, error: string): Promise<void> {

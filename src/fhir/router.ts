@@ -21,7 +21,7 @@ import { update } from './interactions/update';
 import { vread } from './interactions/vread';
 import { auditLogOperation } from './operations/audit-log';
 import { everythingOperation } from './operations/everything';
-import { executeOperation } from './operations/execute';
+import { executeOperation, wsBindingTokenOperation } from './operations/execute';
 import { exportCancel, exportFile, exportKickoff, exportStatus } from '../bulk/export';
 import { importOperation } from '../bulk/import';
 import { reindexOperation } from './operations/reindex';
@@ -29,6 +29,7 @@ import { validateOperation } from './operations/validate';
 import type { AuditRow } from '../store/api';
 import type { FhirRequest, FhirResponse, InteractionRow, PathParams, RequestContext } from './types';
 
+const WS_BINDING_TOKEN = 'http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-get-ws-binding-token';
 const BOT_EXECUTE = 'http://continuum-ccm.org/fhir/OperationDefinition/Library-execute';
 const BULK_EXPORT = 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export';
 const BULK_EXPORT_PATIENT = 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export';
@@ -66,6 +67,8 @@ export const INTERACTIONS: readonly InteractionRow[] = [
   { interaction: 'history-instance', method: 'GET', pattern: ':type/:id/_history', level: 'instance', scope: 'r', handler: history },
   { interaction: 'vread', method: 'GET', pattern: ':type/:id/_history/:vid', level: 'instance', scope: 'r', handler: vread },
   { interaction: 'operation', operation: 'validate', method: 'POST', pattern: ':type/:id/$validate', level: 'instance', scope: 'r', handler: validateOperation },
+  { interaction: 'operation', operation: 'get-ws-binding-token', definition: WS_BINDING_TOKEN, types: ['Subscription'], method: 'GET', pattern: ':type/:id/$get-ws-binding-token', level: 'instance', scope: 'r', handler: wsBindingTokenOperation },
+  { interaction: 'operation', operation: 'get-ws-binding-token', definition: WS_BINDING_TOKEN, types: ['Subscription'], method: 'POST', pattern: ':type/:id/$get-ws-binding-token', level: 'instance', scope: 'r', handler: wsBindingTokenOperation },
   { interaction: 'operation', operation: 'execute', definition: BOT_EXECUTE, types: ['Library'], method: 'POST', pattern: ':type/:id/$execute', level: 'instance', scope: 'c', handler: executeOperation },
   { interaction: 'operation', operation: 'everything', definition: PATIENT_EVERYTHING, types: ['Patient'], method: 'GET', pattern: ':type/:id/$everything', level: 'instance', scope: 'r', handler: everythingOperation },
   { interaction: 'operation', operation: 'everything', definition: PATIENT_EVERYTHING, types: ['Patient'], method: 'POST', pattern: ':type/:id/$everything', level: 'instance', scope: 'r', handler: everythingOperation },

@@ -66,7 +66,11 @@ export interface RequestContext {
   /** The caller's access rules; undefined for the server's own work (import, migrations). */
   access?: AccessPolicy;
   /** The bot runtime (`$execute`); undefined when bots are off. */
-  bots?: { execute(libraryId: string, input: unknown, caller: RequestContext): Promise<FhirResponse> };
+  bots?: {
+    execute(libraryId: string, input: unknown, caller: RequestContext): Promise<FhirResponse>;
+    /** `$get-ws-binding-token` of a websocket Subscription. */
+    bindingToken(subscriptionId: string, caller: RequestContext): Promise<Resource>;
+  };
   /** Starts a queued Bulk Data export job in the background. */
   exportRunner?: { kick(id: string): void };
   /** Where each interaction's audit row goes (undefined: not audited, e.g. the CLI import). */

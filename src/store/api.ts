@@ -195,7 +195,7 @@ export interface StoreWriter extends StoreReader {
 }
 
 /** The kinds of authorization-server records (src/auth). */
-export type AuthKind = 'client' | 'user' | 'key' | 'authz' | 'code' | 'launch' | 'refresh' | 'revoked' | 'jti';
+export type AuthKind = 'client' | 'user' | 'key' | 'authz' | 'code' | 'launch' | 'refresh' | 'revoked' | 'jti' | 'ws-binding';
 
 export interface AuthRecord<T = Record<string, unknown>> {
   id: string;
@@ -338,7 +338,8 @@ export interface Job {
   finishedAt?: string;
 }
 
-export type NewJob = Pick<Job, 'queue' | 'target' | 'key' | 'payload'> & { maxAttempts?: number; runAfter?: Date };
+/** `status: done` records an event that no worker runs (websocket notifications are read from the log). */
+export type NewJob = Pick<Job, 'queue' | 'target' | 'key' | 'payload'> & { maxAttempts?: number; runAfter?: Date; status?: 'queued' | 'done' };
 
 /** The durable job queue, shared by every process on one database. */
 export interface JobStore {
@@ -346,16 +347,20 @@ export interface JobStore {
   enqueue(jobs: NewJob[]): Promise<number>;
   /** Leases up to `limit` due jobs (oldest first) for `leaseMs`, counting an attempt on each. */
   claim(owner: string, limit: number, leaseMs: number, queues?: Job['queue'][]): Promise<Job[]>;
-  /** Marks jobs done. */
-  complete(ids: string[]): Promise<void>;
+  /** Extends the lease of jobs `owner` still holds (runs in progress). */
+  renew(owner: string, ids: string[], leaseMs: number): Promise<void>;
+  /** Marks jobs done, unless another owner holds them now (this one's lease ran out). */
+  complete(ids: string[], owner?: string): Promise<void>;
   /** Records a failed attempt: retried after `retryInMs`, or dead (kept, visible) when undefined. */
-  fail(id: string, error: string, retryInMs: number | undefined): Promise<void>;
+  fail(id: string, error: string, retryInMs: number | undefined, owner?: string): Promise<void>;
   /** Jobs of one target (or all), newest first. */
   list(query: { target?: string; status?: Job['status']; count: number }): Promise<Job[]>;
   /** Puts a dead job back in the queue with fresh attempts; false when there was no such dead job. */
   requeue(id: string): Promise<boolean>;
   /** Milliseconds until the next queued job is due (0: due now), undefined when none is queued. */
   nextDue(queues?: Job['queue'][]): Promise<number | undefined>;
+  /** Jobs of one target after an id, oldest first (the event log a websocket catches up from). */
+  events(target: string, afterId: string, limit: number): Promise<Job[]>;
   /** Deletes finished jobs older than `olderThanMs`; returns how many. */
   purge(olderThanMs: number): Promise<number>;
 }

@@ -15,3 +15,15 @@ export const executeOperation: Handler = async (req, ctx, params) => {
   }
   return ctx.bots.execute(id, req.body, ctx);
 };
+
+/**
+ * $get-ws-binding-token: `GET|POST Subscription/{id}/$get-ws-binding-token` answers a short-lived
+ * token to send as `bind-with-token <token>` on the websocket (docs/bots.md), and the socket's URL.
+ */
+export const wsBindingTokenOperation: Handler = async (_req, ctx, params) => {
+  const id = requireId(params.id);
+  if (!ctx.bots) {
+    throw badRequest('Subscriptions are not enabled on this server');
+  }
+  return { status: 200, resource: await ctx.bots.bindingToken(id, ctx) };
+};

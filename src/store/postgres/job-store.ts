@@ -48,9 +48,10 @@ export class PgJobStore implements JobStore {
     // One statement for any number of jobs: the rows travel as one JSON array.
     const rows = await this.q.query<{ n: string | number }>(
       `WITH ins AS (
-         INSERT INTO job (queue, target, key, payload, max_attempts, run_after)
+         INSERT INTO job (queue, target, key, payload, max_attempts, run_after, status, finished_at)
          SELECT j->>'queue', j->>'target', j->>'key', j->'payload', COALESCE((j->>'maxAttempts')::int, 5),
-                COALESCE((j->>'runAfter')::timestamptz, now())
+                COALESCE((j->>'runAfter')::timestamptz, now()), COALESCE(j->>'status', 'queued'),
+                CASE WHEN j->>'status' = 'done' THEN now() END
          FROM jsonb_array_elements($1::jsonb) AS j
          ON CONFLICT (key) DO NOTHING
          RETURNING 1)
@@ -76,24 +77,34 @@ export class PgJobStore implements JobStore {
     return rows.map(toJob).sort((a, b) => Number(a.id) - Number(b.id));
   }
 
-  async complete(ids: string[]): Promise<void> {
+  async renew(owner: string, ids: string[], leaseMs: number): Promise<void> {
     if (ids.length > 0) {
       await this.q.query(
-        `UPDATE job SET status = 'done', finished_at = now(), lease_owner = NULL, lease_until = NULL WHERE id = ANY($1::bigint[])`,
-        [ids],
+        `UPDATE job SET lease_until = now() + ($3::int * interval '1 millisecond') WHERE id = ANY($2::bigint[]) AND lease_owner = $1 AND status = 'queued'`,
+        [owner, ids, leaseMs],
+      );
+    }
+  }
+
+  async complete(ids: string[], owner?: string): Promise<void> {
+    if (ids.length > 0) {
+      await this.q.query(
+        `UPDATE job SET status = 'done', finished_at = now(), lease_owner = NULL, lease_until = NULL
+         WHERE id = ANY($1::bigint[]) AND ($2::text IS NULL OR lease_owner = $2 OR lease_owner IS NULL)`,
+        [ids, owner ?? null],
         { prepare: true },
       );
     }
   }
 
-  async fail(id: string, error: string, retryInMs: number | undefined): Promise<void> {
+  async fail(id: string, error: string, retryInMs: number | undefined, owner?: string): Promise<void> {
     await this.q.query(
       `UPDATE job SET lease_owner = NULL, lease_until = NULL, last_error = $2,
          status = CASE WHEN $3::int IS NULL THEN 'dead' ELSE 'queued' END,
          finished_at = CASE WHEN $3::int IS NULL THEN now() ELSE NULL END,
          run_after = CASE WHEN $3::int IS NULL THEN run_after ELSE now() + ($3::int * interval '1 millisecond') END
-       WHERE id = $1`,
-      [id, error.slice(0, 4000), retryInMs ?? null],
+       WHERE id = $1 AND ($4::text IS NULL OR lease_owner = $4 OR lease_owner IS NULL)`,
+      [id, error.slice(0, 4000), retryInMs ?? null, owner ?? null],
     );
   }
 
@@ -126,6 +137,13 @@ export class PgJobStore implements JobStore {
     );
     const ms = rows[0]?.ms;
     return ms === null || ms === undefined ? undefined : Math.max(0, Math.ceil(Number(ms)));
+  }
+
+  async events(target: string, afterId: string, limit: number): Promise<Job[]> {
+    const rows = await this.q.query<Row>(`SELECT * FROM job WHERE target = $1 AND id > $2::bigint ORDER BY id LIMIT $3`, [target, /^\d{1,18}$/.test(afterId) ? afterId : '0', limit], {
+      prepare: true,
+    });
+    return rows.map(toJob);
   }
 
   async purge(olderThanMs: number): Promise<number> {
