@@ -9,6 +9,21 @@ import type { AuditRow } from '../store/api';
 
 const OUTCOME_TEXT: Record<AuditRow['outcome'], string> = { '0': 'success', '4': 'refused or invalid', '8': 'server failure' };
 
+/** AuditEvent.type per kind of row: an interaction, a sign-in or token, a bot run. */
+const TYPES: Record<AuditRow['category'], { system: string; code: string; display: string }> = {
+  rest: { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'Restful Operation' },
+  login: { system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110114', display: 'User Authentication' },
+  bot: { system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110100', display: 'Application Activity' },
+};
+
+/** AuditEvent.subtype's system per kind of row (the code is the interaction, auth event or bot trigger). */
+const SUBTYPE_SYSTEMS: Record<AuditRow['category'], string> = {
+  rest: 'http://hl7.org/fhir/restful-interaction',
+  login: 'http://continuum-ccm.org/fhir/CodeSystem/auth-event',
+  bot: 'http://continuum-ccm.org/fhir/CodeSystem/bot-event',
+};
+
+/** An audit row as an R4 AuditEvent. */
 export function toAuditEvent(row: AuditRow, baseUrl: string): AuditEvent {
   const agent: AuditEventAgent[] = [];
   if (row.fhirUser) {
@@ -36,15 +51,8 @@ export function toAuditEvent(row: AuditRow, baseUrl: string): AuditEvent {
   const event: AuditEvent = {
     resourceType: 'AuditEvent',
     id: row.seq,
-    type:
-      row.category === 'rest'
-        ? { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'Restful Operation' }
-        : { system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110114', display: 'User Authentication' },
-    subtype: [
-      row.category === 'rest'
-        ? { system: 'http://hl7.org/fhir/restful-interaction', code: row.interaction }
-        : { system: 'http://continuum-ccm.org/fhir/CodeSystem/auth-event', code: row.interaction },
-    ],
+    type: TYPES[row.category],
+    subtype: [{ system: SUBTYPE_SYSTEMS[row.category], code: row.interaction }],
     action: row.action,
     recorded: row.recorded,
     outcome: row.outcome,
