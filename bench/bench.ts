@@ -20,7 +20,7 @@
  *   BENCH_CONNECTIONS=10      concurrent connections
  *   BENCH_CREATES=100000      creates before reading the server's RSS
  *   BENCH_READ_IDS=1000       patients created up front and read in rotation
- *   BENCH_CASES=bare,read,create,import,memory,search-name,search-page,search-obs,search-chain,export
+ *   BENCH_CASES=bare,read,create,import,memory,search-name,search-page,search-obs,search-chain,export,bots
  *                             which cases to run (default: all)
  *   BENCH_SEARCH_PATIENTS=10000        patients in the search dataset
  *   BENCH_SEARCH_OBSERVATIONS=200000   observations in the search dataset (spread over the patients)
@@ -28,6 +28,7 @@
  *                             (a diagnosis aid: Continuum itself does not, see the notes of a run)
  *   BENCH_EXPORT_RESOURCES=500000     resources in the export dataset (1 Patient in 20, the rest
  *                             Observations; loaded with `continuum import`, not measured)
+ *   BENCH_BOT_EVENTS=10000    post-commit events queued before the bots server starts (drain rate)
  *   BENCH_STORES=embedded,postgres   which stores (default: embedded, and postgres when DATABASE_URL is set)
  *   BENCH_SYNTHEA_DIR         bundles to import (default: ../shared/data/synthea from the project root)
  *   BENCH_CPU_PROF=1          run server children with --cpu-prof (profiles in .bench/profiles)
@@ -50,9 +51,9 @@ import { CODES, familyName, generateSearchDataset, LOINC, observationDates, QUER
 
 const SEARCH_CASES = ['search-name', 'search-page', 'search-obs', 'search-chain'] as const;
 type SearchCaseName = (typeof SEARCH_CASES)[number];
-type CaseName = 'bare' | 'read' | 'create' | 'import' | 'memory' | SearchCaseName | 'export';
+type CaseName = 'bare' | 'read' | 'create' | 'import' | 'memory' | SearchCaseName | 'export' | 'bots';
 type StoreLabel = 'embedded' | 'postgres';
-const ALL_CASES: readonly CaseName[] = ['bare', 'read', 'create', 'import', 'memory', ...SEARCH_CASES, 'export'];
+const ALL_CASES: readonly CaseName[] = ['bare', 'read', 'create', 'import', 'memory', ...SEARCH_CASES, 'export', 'bots'];
 
 function envNumber(name: string, fallback: number, { integer = false, min = 0 } = {}): number {
   const raw = process.env[name];
@@ -120,6 +121,8 @@ const CONFIG = {
   searchObservations: envNumber('BENCH_SEARCH_OBSERVATIONS', 200_000, { integer: true, min: 0 }),
   searchAnalyze: process.env.BENCH_SEARCH_ANALYZE === '1',
   exportResources: envNumber('BENCH_EXPORT_RESOURCES', 500_000, { integer: true, min: 2 }),
+  botEvents: envNumber('BENCH_BOT_EVENTS', 10_000, { integer: true, min: 2 }),
+  botLatencySamples: 200,
   cases: envCases(),
   syntheaDir: resolve(ROOT, process.env.BENCH_SYNTHEA_DIR ?? join('..', 'shared', 'data', 'synthea')),
   cpuProf: process.env.BENCH_CPU_PROF === '1',
@@ -150,6 +153,14 @@ const TARGETS = {
   exportPerSec: 20_000,
   /** The server's peak RSS during that export. */
   exportRssMb: 400,
+  /** Bots: `$execute` of a trivial bot (Medplum's in-process bots: about 120/s). */
+  botExecutePerSec: 1200,
+  /** Added to a create by a trivial pre-commit bot. */
+  botPreCommitMs: 2,
+  /** From commit to the post-commit bot's start, median. */
+  botPostCommitP50Ms: 20,
+  /** Queued post-commit events run per second. */
+  botDrainPerSec: 2000,
 };
 
 /** Medplum on the same kind of machine (the Search issue), printed as ratios next to ours. */
@@ -687,8 +698,11 @@ async function runReadAndCreate(label: StoreLabel): Promise<void> {
         if (label === 'embedded') {
           // Every read leaves an audit event, written in batches by the server's own thread: what
           // that costs, measured here on a store of the same kind, as a share of the thread.
-          const us = await auditMicrosPerEvent();
-          notes.push(`audit trail: ${us.toFixed(1)} us per request (batches of 2,000) = ${((us * http.okPerSec) / 1e4).toFixed(1)}% of the server thread at this rate`);
+          const audit = await auditMicrosPerEvent();
+          notes.push(
+            `audit trail: ${audit.cpu.toFixed(1)} us CPU per request (batches of 2,000; building the row ${audit.build.toFixed(1)} us of it; wall ${audit.wall.toFixed(1)} us) = ` +
+              `${((audit.cpu * http.okPerSec) / 1e4).toFixed(1)}% of the server thread at this rate`,
+          );
         }
         const failed = judgeErrors(http, server.child, notes);
         const r = ratio(http.okPerSec);
@@ -718,37 +732,78 @@ async function runReadAndCreate(label: StoreLabel): Promise<void> {
   }
 }
 
-/** Microseconds the embedded store spends per audit event, written as the server writes them. */
-async function auditMicrosPerEvent(): Promise<number> {
+/** Milliseconds of CPU this process has used (all its threads: conservative for the server's). */
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/**
+ * What auditing costs the embedded server's thread per request, in microseconds: building the row
+ * as the router does for `GET /Patient/<id>` (one of `readIds` patients in rotation, as in the read
+ * case), recording it, and writing it in batches of 2,000 through the server's AuditLog into a
+ * store of the same kind (PGlite runs in that thread). Counted as CPU time, which other processes
+ * on a busy machine inflate less than wall time (this process's helper threads, such as V8's GC,
+ * count too), with the wall time reported as well. 250 batches, so that the GIN indexes' pending
+ * lists fill and are merged (on PGlite, by the inserting thread) within the measurement.
+ */
+async function auditMicrosPerEvent(): Promise<{ cpu: number; wall: number; build: number }> {
   const { openStore } = await import('../src/store/open');
+  const { AuditLog } = await import('../src/audit/audit-log');
   // A data directory like the server's (an in-memory store writes its files differently).
   const dir = mkdtempSync(join(tempRoot(), 'audit-'));
   const store = await openStore({ dataDir: dir });
+  const BATCH = 2000;
+  const log = new AuditLog(store.audit, { flushMs: 3_600_000, maxBatch: BATCH });
   try {
-    const batch = (): Parameters<typeof store.audit.append>[0] =>
-      Array.from({ length: 2000 }, (_, i) => ({
+    const ids = Array.from({ length: CONFIG.readIds }, () => randomUUID());
+    let next = 0;
+    // The fields of a read's row (src/fhir/router.ts auditRow), built the same way.
+    const row = (): Parameters<typeof log.record>[0] => {
+      const id = ids[next++ % ids.length];
+      const entity = `Patient/${id}`;
+      return {
         recorded: new Date().toISOString(),
-        category: 'rest' as const,
+        category: 'rest',
         interaction: 'read',
-        action: 'R' as const,
-        outcome: '0' as const,
+        action: 'R',
+        outcome: '0',
         status: 200,
         clientId: 'continuum-cli',
-        patient: `p${i % 1000}`,
-        // A server-assigned id, as the rows of real reads carry.
-        entity: `Patient/${randomUUID()}`,
-        detail: 'GET Patient/3f1d5a0e-9c7b-4d2e-8a61-0b5f2c9e7d43',
-      }));
+        fhirUser: undefined,
+        patient: entity.slice('Patient/'.length).split('/')[0],
+        entity,
+        detail: `GET /${entity}`.slice(0, 500),
+      };
+    };
+    const batch = async (): Promise<void> => {
+      for (let i = 0; i < BATCH; i++) {
+        log.record(row());
+      }
+      await log.flush();
+    };
     // Warm up (first pages of the table and its indexes), then measure.
-    await store.audit.append(batch());
-    await store.audit.append(batch());
-    const rounds = 10;
+    await batch();
+    await batch();
+    const rounds = 250;
+    const cpuStart = cpuMs();
     const started = performance.now();
     for (let r = 0; r < rounds; r++) {
-      await store.audit.append(batch());
+      await batch();
     }
-    return ((performance.now() - started) * 1000) / (rounds * 2000);
+    const wall = performance.now() - started;
+    const cpu = cpuMs() - cpuStart;
+    // Building the rows alone (the router's share of the figure).
+    const buildCpu = cpuMs();
+    const keep: unknown[] = [];
+    for (let i = 0; i < 20 * BATCH; i++) {
+      keep.push(row());
+    }
+    const build = cpuMs() - buildCpu;
+    const us = (ms: number, events = rounds * BATCH): number => (ms * 1000) / events;
+    return { cpu: us(cpu), wall: us(wall), build: us(build, keep.length) };
   } finally {
+    await log.flush();
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
@@ -1386,6 +1441,142 @@ async function runExport(label: StoreLabel): Promise<void> {
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// Bots: $execute throughput, pre-commit overhead, post-commit latency, queue drain
+
+interface AuditEventLite {
+  id?: string;
+  recorded?: string;
+  outcome?: string;
+  outcomeDesc?: string;
+  subtype?: { system?: string; code?: string }[];
+}
+
+/** Bot runs of one bot from $audit-log, oldest first (the server's audit trail of each run). */
+async function botRuns(base: string, bot: string, stopAt?: number): Promise<{ recorded: string; log: string[]; ok: boolean }[]> {
+  const runs: { recorded: string; log: string[]; ok: boolean }[] = [];
+  let cursor: string | undefined;
+  for (;;) {
+    const res = await fetch(`${base}/$audit-log?client=${encodeURIComponent(`bot:${bot}`)}&_count=1000${cursor ? `&_cursor=${cursor}` : ''}`, { headers: ACCEPT });
+    const bundle = (await res.json()) as { entry?: { resource: AuditEventLite }[]; link?: { relation: string }[] };
+    for (const e of bundle.entry ?? []) {
+      cursor = e.resource.id;
+      if (e.resource.subtype?.some((s) => s.system?.endsWith('/bot-event'))) {
+        const detail = JSON.parse(e.resource.outcomeDesc ?? '{}') as { log?: string[] };
+        runs.push({ recorded: e.resource.recorded ?? '', log: detail.log ?? [], ok: e.resource.outcome === '0' });
+      }
+    }
+    if (!bundle.link?.some((l) => l.relation === 'next') || (stopAt !== undefined && runs.length >= stopAt)) {
+      return runs;
+    }
+  }
+}
+
+const percentile = (values: number[], p: number): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+};
+
+async function runBots(label: StoreLabel): Promise<void> {
+  await guard(label, 'bots', 'runs/s', async () => {
+    const store = await freshStore(label, 'bots');
+    const notes: string[] = [];
+    const targets: Target[] = [];
+    try {
+      // Deploy the benchmark bots and queue CONFIG.botEvents events before the server starts.
+      const deploy = spawnNode(`bots-deploy-${label}`, CLI, ['bots', 'deploy', join(ROOT, 'bench', 'bots'), ...store.args]);
+      if ((await deploy.exited) !== 0) {
+        throw new Error(`continuum bots deploy failed:\n${tail(deploy.stderr() + deploy.stdout())}`);
+      }
+      const dir = mkdtempSync(join(tempRoot(), 'bots-events-'));
+      const lines: string[] = [];
+      for (let i = 0; i < CONFIG.botEvents; i++) {
+        lines.push(JSON.stringify({ resourceType: 'Medication', id: `m${i}`, code: { text: `bench ${i}` } }));
+      }
+      writeFileSync(join(dir, 'medications.ndjson'), lines.join('\n') + '\n');
+      const load = spawnNode(`bots-events-${label}`, CLI, ['import', dir, ...store.args]);
+      if ((await load.exited) !== 0) {
+        throw new Error(`loading the queued events failed:\n${tail(load.stderr() + load.stdout())}`);
+      }
+      rmSync(dir, { recursive: true, force: true });
+      const server = await startContinuum(store, `continuum-${label}-bots`);
+      try {
+        // 1. Drain: the server works the queue from its start; rate from the runs' own timestamps.
+        const deadline = Date.now() + 300_000;
+        let drained: { recorded: string }[] = [];
+        while (Date.now() < deadline) {
+          drained = await botRuns(server.base, 'bench-drain');
+          if (drained.length >= CONFIG.botEvents) {
+            break;
+          }
+          await sleep(500);
+        }
+        if (drained.length < CONFIG.botEvents) {
+          throw new Error(`only ${drained.length} of ${CONFIG.botEvents} queued events ran within 5 minutes`);
+        }
+        const spanSeconds = (Date.parse(drained[drained.length - 1].recorded) - Date.parse(drained[0].recorded)) / 1000;
+        const drainPerSec = (drained.length - 1) / Math.max(spanSeconds, 1e-3);
+        notes.push(`queue: ${fmt(drained.length)} queued post-commit events drained in ${spanSeconds.toFixed(2)} s = ${fmt(drainPerSec)} runs/s (first to last run, audit timestamps)`);
+        targets.push({ text: `drain >= ${fmt(TARGETS.botDrainPerSec)} runs/s`, pass: drainPerSec >= TARGETS.botDrainPerSec });
+
+        // 2. $execute of a trivial bot, against a plain read on the same server.
+        const execute = await measure({
+          url: `${server.base}/Library/bot-bench-trivial/$execute`,
+          method: 'POST',
+          headers: { ...ACCEPT, 'content-type': 'application/fhir+json' },
+          body: '{"resourceType":"Parameters"}',
+        });
+        const failed = judgeErrors(execute, server.child, notes);
+        const read = await measure({ url: `${server.base}/Library/bot-bench-trivial`, headers: ACCEPT });
+        notes.push(`$execute: ${fmt(execute.okPerSec)} runs/s (p50 ${execute.latencyP50Ms} ms) = ${(execute.okPerSec / read.okPerSec).toFixed(2)}x a read of the bot's Library (${fmt(read.okPerSec)} req/s) on the same server`);
+        targets.push({ text: `$execute >= ${fmt(TARGETS.botExecutePerSec)} runs/s`, pass: execute.okPerSec >= TARGETS.botExecutePerSec });
+
+        // 3. Pre-commit overhead: one connection, creates of a type with a pre-commit bot (Basic)
+        //    against creates of a type without triggers (Substance), interleaved in rounds.
+        const latency = async (type: string): Promise<number> => {
+          const r = await cannon({ url: `${server.base}/${type}`, method: 'POST', headers: { ...ACCEPT, 'content-type': 'application/fhir+json', prefer: 'return=minimal' }, body: JSON.stringify({ resourceType: type, code: { text: 'bench' } }), connections: 1, amount: 1000 });
+          return r.latency.mean;
+        };
+        await latency('Basic');
+        await latency('Substance');
+        const withBot: number[] = [];
+        const without: number[] = [];
+        for (let round = 0; round < 3; round++) {
+          withBot.push(await latency('Basic'));
+          without.push(await latency('Substance'));
+        }
+        const overheadMs = percentile(withBot, 50) - percentile(without, 50);
+        notes.push(`pre-commit: a create with a trivial pre-commit bot ${percentile(withBot, 50).toFixed(2)} ms mean vs ${percentile(without, 50).toFixed(2)} ms without (median of 3 rounds of 1,000): +${overheadMs.toFixed(2)} ms`);
+        targets.push({ text: `pre-commit overhead <= ${TARGETS.botPreCommitMs} ms`, pass: overheadMs <= TARGETS.botPreCommitMs });
+
+        // 4. Post-commit latency: spaced creates; each run logs how long after the write's timestamp it started.
+        for (let i = 0; i < CONFIG.botLatencySamples; i++) {
+          const res = await fetch(`${server.base}/Device`, { method: 'POST', headers: { ...ACCEPT, 'content-type': 'application/fhir+json', prefer: 'return=minimal' }, body: '{"resourceType":"Device"}' });
+          await res.arrayBuffer();
+          await sleep(20);
+        }
+        let runs: { log: string[] }[] = [];
+        for (let i = 0; i < 50 && runs.length < CONFIG.botLatencySamples; i++) {
+          await sleep(200);
+          runs = await botRuns(server.base, 'bench-post');
+        }
+        const lags = runs.map((r) => Number(/lag=(\d+)/.exec(r.log.join(' '))?.[1])).filter((n) => Number.isFinite(n));
+        if (lags.length === 0) {
+          throw new Error('no post-commit run reported its latency');
+        }
+        const p50 = percentile(lags, 50);
+        notes.push(`post-commit: from the write's timestamp (just before its commit) to the bot's start, p50 ${p50} ms, p95 ${percentile(lags, 95)} ms, max ${Math.max(...lags)} ms (${lags.length} runs)`);
+        targets.push({ text: `post-commit latency p50 <= ${TARGETS.botPostCommitP50Ms} ms`, pass: p50 <= TARGETS.botPostCommitP50Ms });
+        return { value: execute.okPerSec, http: execute, targets, verdict: verdictOf(failed, targets), notes };
+      } finally {
+        await stopChild(server.child);
+      }
+    } finally {
+      await store.dispose();
+    }
+  });
+}
+
 type CaseOutcome = Omit<CaseResult, 'store' | 'case' | 'unit'>;
 
 /** Runs one case; an exception becomes a FAIL row instead of ending the run. */
@@ -1422,6 +1613,9 @@ async function runStore(label: StoreLabel): Promise<void> {
   }
   if (CONFIG.cases.has('export')) {
     await runExport(label);
+  }
+  if (CONFIG.cases.has('bots')) {
+    await runBots(label);
   }
 }
 

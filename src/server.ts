@@ -119,7 +119,7 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
       // A bot's requests: its own scopes, over the store it was given (a pre-commit bot's is the
       // transaction of the write that triggered it), audited like any client's.
       contextFor: (principal, base) => {
-        const access = new AccessPolicy(principal, { registry, parser: strictParser(baseUrl), baseUrl });
+        const access = accessFor(principal, baseUrl).access;
         return { ...context(baseUrl), store: guardStore(base, access), access, audit: auditLog };
       },
       parser: () => strictParser(baseUrl),

@@ -1,8 +1,11 @@
 /**
  * The audit trail's write side. Interactions record a row in memory (no I/O on the request path);
- * rows are written in batches, one multi-row INSERT every `flushMs` or `maxBatch` rows, so auditing
- * costs a request a few microseconds. A row recorded before a request failed is written all the
- * same. If the database refuses a batch, it is kept and retried (up to `maxBuffered` rows).
+ * rows are written in batches, one INSERT of one compressed batch (see PgAuditStore) every
+ * `flushMs` or `maxBatch` rows, so auditing costs a request a few microseconds of the server's
+ * thread. The trade-off: rows not yet written (those of the last `flushMs`, 250 ms by default,
+ * and of a write in progress, while the database accepts writes) are lost if the process dies; a
+ * request that fails or throws has its row recorded all the same. If the database refuses a batch, it is kept and retried (up to
+ * `maxBuffered` rows).
  */
 import type { AuditRow, AuditStore } from '../store/api';
 

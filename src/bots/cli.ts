@@ -3,11 +3,11 @@
  * `--server <url> --token <t>`, through a running server's FHIR API (needed for the embedded store,
  * whose data directory belongs to the server process while it runs).
  */
-import { readdirSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { AuditEvent, Bundle, Library, Resource, Subscription } from '@medplum/fhirtypes';
 import type { AuditRow } from '../store/api';
-import { type DeployReport, deployBots, resourcesFor } from './deploy';
+import { botFolders, type DeployReport, deployBots, resourcesFor } from './deploy';
 import type { BotRuntime } from './runtime';
 
 /** How the CLI reaches the server: in process or over HTTP. */
@@ -38,11 +38,9 @@ const comparable = (r: object): string => {
 /** Deploys a folder of bots over HTTP (same result as the in-process deploy). */
 async function deployRemote(dir: string, t: Extract<BotTarget, { kind: 'remote' }>): Promise<DeployReport[]> {
   const reports: DeployReport[] = [];
-  const folders = readdirSync(dir)
-    .filter((f) => statSync(join(dir, f)).isDirectory() && existsSync(join(dir, f, 'index.ts')))
-    .sort();
-  for (const folder of folders) {
-    const { library, subscriptions } = resourcesFor(join(dir, folder), folder);
+  // Everything is compiled first: a broken bot stops the deploy before anything is written.
+  const prepared = botFolders(dir).map((folder) => resourcesFor(join(dir, folder), folder));
+  for (const { library, subscriptions } of prepared) {
     const upsert = async (r: Library | Subscription): Promise<DeployReport['library']> => {
       const path = `${r.resourceType}/${r.id as string}`;
       const current = await http(t, 'GET', path);
@@ -81,7 +79,8 @@ export function formatDeploy(reports: DeployReport[]): string {
   const lines: string[] = [];
   for (const r of reports) {
     const changed = r.triggers.filter((t) => t.change !== 'unchanged');
-    lines.push(`${r.name}: ${r.library}${r.triggers.length ? `, ${r.triggers.length - changed.filter((c) => c.change === 'removed').length} trigger(s)` : ''}`);
+    const live = r.triggers.filter((t) => t.change !== 'removed').length;
+    lines.push(`${r.name}: ${r.library}${live > 0 ? `, ${live} trigger(s)` : ''}`);
     for (const t of changed) {
       lines.push(`  Subscription/${t.id}: ${t.change}`);
     }
@@ -231,11 +230,18 @@ export async function botsCommand(
         const id = await libraryIdOf(name, t);
         if (t.kind === 'remote') {
           const res = await http(t, 'POST', `Library/${id}/$execute`, input);
+          if (res.status >= 300) {
+            console.error(`error: ${problem(res)}`);
+            return 1;
+          }
           out(JSON.stringify(res.body, null, 2));
-          return res.status < 300 ? 0 : 1;
+          return 0;
         }
         const bot = t.runtime.botNamed(name);
-        const run = await t.runtime.run(bot as NonNullable<typeof bot>, { trigger: 'manual', input }, t.runtime.storeAt(1), { trigger: 'manual' });
+        if (!bot?.active) {
+          throw new Error(`bot ${name} is not active (its Library is not status active), so it does not run`);
+        }
+        const run = await t.runtime.run(bot, { trigger: 'manual', input }, t.runtime.storeAt(1), { trigger: 'manual' });
         for (const l of run.log) {
           console.error(l);
         }
@@ -251,6 +257,7 @@ export async function botsCommand(
         if (!name) {
           throw new Error('bots logs needs a bot name');
         }
+        await libraryIdOf(name, t); // an unknown bot is an error, not an empty log
         await logs(name, t, options.follow ?? false, options.count ?? 20);
         return 0;
       }

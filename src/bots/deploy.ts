@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Extension, Library, Subscription } from '@medplum/fhirtypes';
 import type { ResourceLike, StoredVersion } from '../store/api';
-import { bundleBotDir } from './compile';
+import { BotCompileError, bundleBotDir } from './compile';
 import { BOT_EXT, JAVASCRIPT, LIBRARY_TYPE_SYSTEM, SUBSCRIPTION_EXT, TYPESCRIPT } from './definition';
 import type { BotRuntime } from './runtime';
 
@@ -75,7 +75,16 @@ function readManifest(dir: string, folder: string): BotManifest {
 export function resourcesFor(dir: string, folder: string): { library: Library; subscriptions: Subscription[] } {
   const m = readManifest(dir, folder);
   const name = m.name ?? folder;
-  const { code, files } = bundleBotDir(dir);
+  let bundled: { code: string; files: Record<string, string> };
+  try {
+    bundled = bundleBotDir(dir);
+  } catch (err) {
+    if (err instanceof BotCompileError) {
+      throw new DeployError(`bot ${folder}: ${err.message.replace(/\n/g, `\nbot ${folder}: `)}`);
+    }
+    throw err;
+  }
+  const { code, files } = bundled;
   const exts: Extension[] = [{ url: BOT_EXT.scope, valueString: m.scope }];
   if (m.schedule) {
     exts.push({ url: BOT_EXT.schedule, valueString: m.schedule });
@@ -152,24 +161,35 @@ async function upsert(runtime: BotRuntime, resource: Library | Subscription): Pr
   return created || !current?.json ? 'created' : 'updated';
 }
 
-/** Deploys every bot folder under `dir` (folders with an index.ts). */
-export async function deployBots(dir: string, runtime: BotRuntime): Promise<DeployReport[]> {
+/** The bot folders under `dir` (folders with an index.ts), in name order. */
+export function botFolders(dir: string): string[] {
   if (!existsSync(dir)) {
     return [];
   }
-  const folders = readdirSync(dir)
+  return readdirSync(dir)
     .filter((f) => statSync(join(dir, f)).isDirectory() && existsSync(join(dir, f, 'index.ts')))
     .sort();
+}
+
+/**
+ * Deploys every bot folder under `dir`. All are compiled and checked first, so a broken bot stops
+ * the deploy before anything is written.
+ */
+export async function deployBots(dir: string, runtime: BotRuntime): Promise<DeployReport[]> {
+  const prepared = botFolders(dir).map((folder) => resourcesFor(join(dir, folder), folder));
   const reports: DeployReport[] = [];
-  for (const folder of folders) {
-    reports.push(await deployBot(join(dir, folder), folder, runtime));
+  for (const p of prepared) {
+    reports.push(await deployResources(p, runtime));
   }
   return reports;
 }
 
 /** Deploys one bot folder. Several processes deploying together converge (a lost race is retried). */
-export async function deployBot(path: string, folder: string, runtime: BotRuntime): Promise<DeployReport> {
-  const { library, subscriptions } = resourcesFor(path, folder);
+export function deployBot(path: string, folder: string, runtime: BotRuntime): Promise<DeployReport> {
+  return deployResources(resourcesFor(path, folder), runtime);
+}
+
+async function deployResources({ library, subscriptions }: { library: Library; subscriptions: Subscription[] }, runtime: BotRuntime): Promise<DeployReport> {
   const attempt = async (): Promise<DeployReport> => {
     const report: DeployReport = { name: library.name as string, library: await upsert(runtime, library), triggers: [] };
     const wanted = new Set(subscriptions.map((s) => s.id));

@@ -24,6 +24,8 @@ export interface WriteChange {
 export interface WriteHooks {
   /** Whether any hook cares about writes of this type. */
   watches(resourceType: string): boolean;
+  /** Whether `after` has anything to do for this type (post-commit work). */
+  watchesAfter(resourceType: string): boolean;
   /**
    * Before the write; throws (a FhirError) to refuse it. `store` is the transaction's, one chain
    * level deeper (for the writes of pre-commit bots); `depth` is the level of this write.
@@ -74,6 +76,9 @@ class HookedWriter implements StoreWriter {
 
   private async afterWrite(change: WriteChange): Promise<void> {
     this.state.types.add(change.resourceType);
+    if (!this.hooks.watchesAfter(change.resourceType)) {
+      return;
+    }
     const jobs = await this.hooks.after(change, this.store, this.depth);
     if (jobs.length > 0) {
       this.state.jobs += await this.w.store.jobs.enqueue(jobs);
@@ -88,7 +93,11 @@ class HookedWriter implements StoreWriter {
     const id = resource.id as string;
     await this.hooks.before({ interaction: 'create', resourceType: type, id, resource }, this.nested(), this.depth);
     const version = await this.w.create(resource, options);
-    await this.afterWrite({ interaction: 'create', resourceType: type, id, resource: parse(version) ?? resource, version });
+    if (this.hooks.watchesAfter(type)) {
+      await this.afterWrite({ interaction: 'create', resourceType: type, id, resource: parse(version) ?? resource, version });
+    } else {
+      this.state.types.add(type);
+    }
     return version;
   }
 

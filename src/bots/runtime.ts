@@ -132,6 +132,10 @@ export class BotRuntime implements WriteHooks {
   private triggersById = new Map<string, TriggerDefinition>();
   private filterCache = new Map<string, SearchFilter[]>();
   private watched = new Set<string>(['Library', 'Subscription']);
+  /** Types with post-commit triggers (bots, rest-hooks, websockets). */
+  private watchedAfter = new Set<string>();
+  /** Each bot version's principal (its policy is cached per principal by the server). */
+  private readonly principals = new Map<string, Principal>();
   private stamp = '';
 
   private timers: NodeJS.Timeout[] = [];
@@ -273,6 +277,8 @@ export class BotRuntime implements WriteHooks {
     this.triggersById = triggersById;
     this.filterCache.clear();
     this.watched = new Set(['Library', 'Subscription', ...triggersByType.keys()]);
+    this.watchedAfter = new Set([...triggersById.values()].filter((t) => t.phase === 'post-commit').map((t) => t.resourceType));
+    this.principals.clear();
     this.stamp = await this.currentStamp();
   }
 
@@ -344,6 +350,10 @@ export class BotRuntime implements WriteHooks {
 
   watches(resourceType: string): boolean {
     return this.watched.has(resourceType);
+  }
+
+  watchesAfter(resourceType: string): boolean {
+    return this.watchedAfter.has(resourceType);
   }
 
   private async matches(trigger: TriggerDefinition, change: WriteChange, store: Store): Promise<boolean> {
@@ -488,7 +498,12 @@ export class BotRuntime implements WriteHooks {
     how: { trigger: string; timeoutMs?: number; focus?: string; attempt?: number },
   ): Promise<RunRecord> {
     const started = performance.now();
-    const principal: Principal = { clientId: `bot:${bot.name}`, scope: bot.scope };
+    const key = `${bot.id}/${bot.versionId}`;
+    let principal = this.principals.get(key);
+    if (!principal) {
+      principal = { clientId: `bot:${bot.name}`, scope: bot.scope };
+      this.principals.set(key, principal);
+    }
     const ctx = this.deps.contextFor(principal, store);
     const log: string[] = [];
     let logChars = 0;

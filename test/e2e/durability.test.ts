@@ -17,9 +17,12 @@ import { type ServeProcess, startServe } from '../support/process';
 
 jest.setTimeout(180_000);
 
-/** `continuum serve --data-dir <dir>` on the embedded store, once GET /metadata answers. */
+/**
+ * `continuum serve --data-dir <dir>` on the embedded store, once GET /metadata answers. Without the
+ * start-up deploy of bots/, so the store holds exactly the writes this test acknowledged.
+ */
 function serve(dataDir: string): Promise<ServeProcess> {
-  return startServe(['--data-dir', dataDir]);
+  return startServe(['--data-dir', dataDir, '--no-bots']);
 }
 
 /** The bearer token of the server being called (each server has its own base URL, the token's audience). */
