@@ -68,7 +68,7 @@ export const DEFAULT_BOT_OPTIONS: BotRuntimeOptions = {
   maxChainDepth: 5,
   pollMs: 1000,
   leaseMs: 30_000,
-  batchSize: 32,
+  batchSize: 64,
   retryBaseMs: 1000,
   retryMaxMs: 10 * 60_000,
   reloadMs: 2000,
@@ -726,7 +726,7 @@ export class BotRuntime implements WriteHooks {
               try {
                 if (await p) {
                   finished.push(job.id);
-                  if (finished.length >= 8) {
+                  if (finished.length >= 16) {
                     void flush();
                   }
                 }
@@ -793,8 +793,14 @@ export class BotRuntime implements WriteHooks {
       return { trigger: 'schedule', scheduledFor: p.scheduledFor, idempotencyKey: job.key, attempt: job.attempts };
     }
     const [type, id] = (p.resource ?? '/').split('/');
-    const version = p.trigger === 'delete' ? undefined : parseJson(await this.deps.store.vread(type, id, p.versionId ?? ''));
-    const previous = p.previousVersionId ? parseJson(await this.deps.store.vread(type, id, p.previousVersionId)) : undefined;
+    // The claim read both versions with the job; a job without them (another store) reads them.
+    const version =
+      p.trigger === 'delete' ? undefined : job.resourceJson ? (JSON.parse(job.resourceJson) as Resource) : parseJson(await this.deps.store.vread(type, id, p.versionId ?? ''));
+    const previous = !p.previousVersionId
+      ? undefined
+      : job.previousJson
+        ? (JSON.parse(job.previousJson) as Resource)
+        : parseJson(await this.deps.store.vread(type, id, p.previousVersionId));
     return {
       trigger: p.trigger,
       resource: p.trigger === 'delete' ? previous : version,

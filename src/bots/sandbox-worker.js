@@ -10,9 +10,11 @@
  * This file is plain JavaScript so that it runs the same from src/ (tests) and from a build.
  *
  * Protocol (messages with the main thread):
- *   in:  { type: 'run', runId, bot: { key, code, network }, event, config, env, now }
+ *   in:  { type: 'run', runId, bot: { key, code?, network }, event, config, env, now }
+ *        (code is left out when the worker loaded that key before; it answers need-code if not)
  *        { type: 'reply', callId, ok, value }          (value: a string; JSON or an error message)
- *   out: { type: 'call', runId, callId, op, arg }      (op: fhir | fetch; arg: a JSON string)
+ *   out: { type: 'need-code', runId }
+ *        { type: 'call', runId, callId, op, arg }      (op: fhir | fetch; arg: a JSON string)
  *        { type: 'log', runId, level, text }
  *        { type: 'done', runId, ok, result?, error? }  (result: JSON string; error: { message, outcome? })
  */
@@ -271,6 +273,10 @@ parentPort.on('message', (msg) => {
     return;
   }
   if (msg.type !== 'run') {
+    return;
+  }
+  if (msg.bot.code === undefined && !loaded.has(msg.bot.key)) {
+    parentPort.postMessage({ type: 'need-code', runId: msg.runId });
     return;
   }
   let entry;

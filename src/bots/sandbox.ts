@@ -46,6 +46,8 @@ interface Pending {
 interface Slot {
   worker: Worker;
   busy?: { id: number; pending: Pending; timer: NodeJS.Timeout };
+  /** Bot versions this worker has loaded (as far as we know): their code is not sent again. */
+  loaded: Set<string>;
 }
 
 let workerSource: string | undefined;
@@ -98,7 +100,7 @@ class Pool {
       stderr: true,
     });
     worker.unref();
-    const slot: Slot = { worker };
+    const slot: Slot = { worker, loaded: new Set() };
     worker.on('message', (msg: WorkerMessage) => this.onMessage(slot, msg));
     worker.on('error', (err) => this.onExit(slot, err));
     worker.on('exit', () => this.onExit(slot));
@@ -114,10 +116,21 @@ class Pool {
       this.kill(slot);
     }, run.bot.timeoutMs);
     slot.busy = { id, pending, timer };
+    this.post(slot, id, run, !slot.loaded.has(run.bot.key));
+  }
+
+  /** Sends a run; the bot's code only when the worker may not have it. */
+  private post(slot: Slot, id: number, run: SandboxRun, withCode: boolean): void {
+    if (withCode) {
+      slot.loaded.add(run.bot.key);
+      if (slot.loaded.size > 40) {
+        slot.loaded.delete(slot.loaded.values().next().value as string); // the worker keeps 50
+      }
+    }
     slot.worker.postMessage({
       type: 'run',
       runId: id,
-      bot: { id: run.bot.id, name: run.bot.name, key: run.bot.key, code: run.bot.code, network: run.bot.network },
+      bot: { id: run.bot.id, name: run.bot.name, key: run.bot.key, code: withCode ? run.bot.code : undefined, network: run.bot.network },
       event: JSON.stringify(run.event ?? {}),
       config: JSON.stringify(run.config ?? {}),
       env: JSON.stringify(run.env),
@@ -132,6 +145,9 @@ class Pool {
     }
     const run = busy.pending.run;
     switch (msg.type) {
+      case 'need-code':
+        this.post(slot, busy.id, run, true);
+        return;
       case 'log':
         run.log(msg.level, msg.text);
         return;
@@ -212,6 +228,7 @@ class Pool {
 }
 
 type WorkerMessage =
+  | { type: 'need-code'; runId: number }
   | { type: 'log'; runId: number; level: string; text: string }
   | { type: 'call'; runId: number; callId: number; op: string; arg: string }
   | { type: 'done'; runId: number; ok: true; result: string }

@@ -336,6 +336,12 @@ export interface Job {
   lastError?: string;
   createdAt: string;
   finishedAt?: string;
+  /**
+   * From a claim: the resource version the payload names (`resource` + `versionId`) and the one
+   * before it (`previousVersionId`), as stored JSON, read with the claim (no read per job).
+   */
+  resourceJson?: string;
+  previousJson?: string;
 }
 
 /** `status: done` records an event that no worker runs (websocket notifications are read from the log). */

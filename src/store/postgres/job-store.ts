@@ -14,6 +14,8 @@ interface Row {
   last_error: string | null;
   created_at: Date | string;
   finished_at: Date | string | null;
+  resource_json?: string | null;
+  previous_json?: string | null;
 }
 
 const iso = (v: Date | string): string => (v instanceof Date ? v : new Date(v)).toISOString();
@@ -32,6 +34,8 @@ function toJob(r: Row): Job {
     lastError: r.last_error ?? undefined,
     createdAt: iso(r.created_at),
     finishedAt: r.finished_at === null ? undefined : iso(r.finished_at),
+    resourceJson: r.resource_json ?? undefined,
+    previousJson: r.previous_json ?? undefined,
   };
 }
 
@@ -63,18 +67,29 @@ export class PgJobStore implements JobStore {
   }
 
   async claim(owner: string, limit: number, leaseMs: number, queues: Job['queue'][] = ALL_QUEUES): Promise<Job[]> {
+    // The versions the events name come back with the claim: one statement per batch of jobs.
     const rows = await this.q.query<Row>(
-      `UPDATE job SET lease_owner = $1, lease_until = now() + ($3::int * interval '1 millisecond'), attempts = attempts + 1
-       WHERE id IN (
-         SELECT id FROM job
-         WHERE status = 'queued' AND run_after <= now() AND (lease_until IS NULL OR lease_until < now())
-           AND queue = ANY($4::text[])
-         ORDER BY run_after, id LIMIT $2 FOR UPDATE SKIP LOCKED)
-       RETURNING *`,
+      `WITH claimed AS (
+         UPDATE job SET lease_owner = $1, lease_until = now() + ($3::int * interval '1 millisecond'), attempts = attempts + 1
+         WHERE id IN (
+           SELECT id FROM job
+           WHERE status = 'queued' AND run_after <= now() AND (lease_until IS NULL OR lease_until < now())
+             AND queue = ANY($4::text[])
+           ORDER BY run_after, id LIMIT $2 FOR UPDATE SKIP LOCKED)
+         RETURNING *)
+       SELECT c.*, cur.content AS resource_json, prev.content AS previous_json
+       FROM claimed c
+       LEFT JOIN resource_version cur ON c.payload ? 'versionId'
+         AND cur.resource_type = split_part(c.payload->>'resource', '/', 1) AND cur.id = split_part(c.payload->>'resource', '/', 2)
+         AND cur.version_id = (c.payload->>'versionId')::int
+       LEFT JOIN resource_version prev ON c.payload ? 'previousVersionId'
+         AND prev.resource_type = split_part(c.payload->>'resource', '/', 1) AND prev.id = split_part(c.payload->>'resource', '/', 2)
+         AND prev.version_id = (c.payload->>'previousVersionId')::int
+       ORDER BY c.id`,
       [owner, limit, leaseMs, queues],
       { prepare: true },
     );
-    return rows.map(toJob).sort((a, b) => Number(a.id) - Number(b.id));
+    return rows.map(toJob);
   }
 
   async renew(owner: string, ids: string[], leaseMs: number): Promise<void> {
