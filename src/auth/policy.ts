@@ -55,6 +55,13 @@ interface Applied {
   tokens: Extract<SearchFilter, { kind: 'token' }>[];
 }
 
+/**
+ * Types outside the Patient compartment that a grant bounded to one patient still does not cover:
+ * Subscriptions carry endpoints, headers and signing secrets, and their notifications are about
+ * everyone's resources.
+ */
+const PATIENT_CLOSED_TYPES = new Set(['Subscription']);
+
 export class AccessPolicy {
   readonly grants: Grant[];
   private readonly cache = new Map<string, Applied[]>();
@@ -97,6 +104,9 @@ export class AccessPolicy {
       const patient = this.boundPatient(g);
       if (patient === null) {
         continue;
+      }
+      if (patient !== undefined && PATIENT_CLOSED_TYPES.has(type)) {
+        continue; // server configuration with credentials in it: not an app's business
       }
       const tokens = g.query ? this.granularFilters(type, g.query) : [];
       if (tokens === undefined) {

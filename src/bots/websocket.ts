@@ -18,7 +18,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Parameters } from '@medplum/fhirtypes';
-import { badRequest, notFound } from '../errors';
+import { badRequest, forbidden, notFound } from '../errors';
 import type { RequestContext } from '../fhir/types';
 import type { Job, Store } from '../store/api';
 import type { BotRuntime } from './runtime';
@@ -68,8 +68,14 @@ export class SubscriptionSockets {
     if (!stored?.json) {
       throw notFound(`Subscription/${subscriptionId} is not known`);
     }
-    if (this.runtime.trigger(subscriptionId)?.channel !== 'websocket') {
+    const trigger = this.runtime.trigger(subscriptionId);
+    if (trigger?.channel !== 'websocket') {
       throw badRequest(`Subscription/${subscriptionId} is not an active websocket Subscription`);
+    }
+    // The notifications are about every matching resource: the caller must be able to search them all.
+    const access = ctx.access;
+    if (access && (!access.allows('s', trigger.resourceType) || access.filter(trigger.resourceType, 's') !== undefined)) {
+      throw forbidden(`Binding to a Subscription on ${trigger.resourceType} needs search access to every ${trigger.resourceType}`);
     }
     const token = randomBytes(24).toString('base64url');
     const expires = new Date(Date.now() + TOKEN_SECONDS * 1000);

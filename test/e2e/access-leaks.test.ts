@@ -1184,3 +1184,64 @@ describe('patient/*.cruds for A: writes into B’s record are refused and change
     expect((await asAw.delete(`/Observation/${created.body.id}`)).status).toBe(204);
   });
 });
+
+describe('patient/*.cruds for A: subscriptions and bots do not reach B', () => {
+  const b64 = (s: string): string => Buffer.from(s).toString('base64');
+  let asAw: supertest.Agent;
+
+  beforeAll(async () => {
+    asAw = await server.as('patient/*.cruds', { patient: f.a.patient });
+    // The server's own automation: a bot that returns B's Observation, a websocket Subscription
+    // and a rest-hook Subscription (with a secret) on every Observation.
+    const admin = server.request();
+    await admin
+      .put('/Library/leak-bot')
+      .set('Content-Type', FHIR_JSON)
+      .send({
+        resourceType: 'Library',
+        id: 'leak-bot',
+        name: 'leak-bot',
+        status: 'active',
+        type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/library-type', code: 'logic-library' }] },
+        extension: [{ url: 'http://continuum-ccm.org/fhir/StructureDefinition/bot-scope', valueString: 'system/*.rs' }],
+        content: [{ contentType: 'text/typescript', data: b64(`export async function handler(e: any, ctx: any) { return ctx.fhir.readResource('Observation', '${f.b.vital}'); }`) }],
+      })
+      .expect(201);
+    await admin.put('/Subscription/leak-ws').set('Content-Type', FHIR_JSON).send({ resourceType: 'Subscription', id: 'leak-ws', status: 'active', reason: 'x', criteria: 'Observation', channel: { type: 'websocket' } }).expect(201);
+    await admin
+      .put('/Subscription/leak-hook')
+      .set('Content-Type', FHIR_JSON)
+      .send({
+        resourceType: 'Subscription',
+        id: 'leak-hook',
+        status: 'off',
+        reason: 'x',
+        criteria: 'Observation',
+        channel: { type: 'rest-hook', endpoint: 'http://127.0.0.1:9/hook', header: ['Authorization: Bearer secret-b'] },
+        extension: [{ url: 'http://continuum-ccm.org/fhir/StructureDefinition/subscription-secret', valueString: 'hmac-secret' }],
+      })
+      .expect(201);
+  });
+
+  test("running a bot is refused (its result could be B's data)", async () => {
+    const res = await asAw.post('/Library/leak-bot/$execute').set('Content-Type', FHIR_JSON).send({ resourceType: 'Parameters' });
+    expectNoLeak(res, '$execute');
+    expect(res.status).toBe(403);
+  });
+
+  test('Subscriptions (endpoints, headers, secrets) are not readable, searchable or bindable', async () => {
+    for (const path of ['/Subscription/leak-hook', '/Subscription', '/Subscription/leak-ws/$get-ws-binding-token', '/Subscription/leak-hook/_history']) {
+      const res = await asAw.get(path);
+      expect({ path, status: res.status }).toEqual({ path, status: 403 });
+      expect(JSON.stringify(res.body)).not.toContain('secret');
+    }
+  });
+
+  test('creating a Subscription on a compartment type, or one with _has/chained criteria, is refused', async () => {
+    const sub = (criteria: string): object => ({ resourceType: 'Subscription', status: 'active', reason: 'x', criteria, channel: { type: 'rest-hook', endpoint: 'http://127.0.0.1:9/x' } });
+    for (const criteria of ['Observation', `Observation?subject=Patient/${f.b.patient}`, `Practitioner?_has:Observation:performer:subject=Patient/${f.b.patient}`]) {
+      const res = await asAw.post('/Subscription').set('Content-Type', FHIR_JSON).send(sub(criteria));
+      expect({ criteria, status: res.status }).toEqual({ criteria, status: 403 });
+    }
+  });
+});

@@ -409,7 +409,8 @@ describe('who may subscribe', () => {
     const sub = restHook('patient-sub', 'Observation', receiver.channel('patient'));
     const posted = await client.post('/Subscription').send(sub);
     expect(posted.status).toBe(403);
-    expect(diagnostics(posted.body)).toContain('needs search access to every Observation');
+    // Subscriptions are server configuration: a grant bounded to one patient does not cover them.
+    expect(diagnostics(posted.body)).toContain('do not allow creating Subscription');
     expect((await client.put('/Subscription/patient-sub').send(sub)).status).toBe(403);
     // Even narrowed to the patient's own Observations: the rule is about the token, not the criteria.
     const narrowed = restHook('patient-sub', `Observation?subject=Patient/${patient.id}`, receiver.channel('patient'));
@@ -419,7 +420,7 @@ describe('who may subscribe', () => {
     expect(diagnostics(bot.body)).toContain('needs a system/*.cruds token');
     const trig = await client.put('/Subscription/sub-test-trigger').send(botTrigger);
     expect(trig.status).toBe(403);
-    expect(diagnostics(trig.body)).toContain('bot trigger needs a system/*.cruds token');
+    expect(diagnostics(trig.body)).toContain('do not allow updating Subscription');
     // Inside a transaction too.
     const tx = await client.post('/').send({ resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'POST', url: 'Subscription' }, resource: sub }] });
     expect(tx.status).toBe(403);
@@ -462,14 +463,19 @@ describe('who may subscribe', () => {
     // The search itself is bounded by the compartment...
     const search = await client.get(`/Practitioner?_has:Observation:performer:code=${LOINC}|HIV-1`);
     expect(search.body.entry ?? []).toHaveLength(0);
-    // ...so a Subscription may not ask the same question on the caller's behalf.
+    // ...so a Subscription may not ask the same question on the caller's behalf: a patient-bound
+    // token may not write Subscriptions at all...
     const hasSub = await client.put('/Subscription/leak').send(restHook('leak', `Practitioner?_has:Observation:performer:code=${LOINC}|HIV-1`, receiver.channel('leak')));
     expect(hasSub.status).toBe(403);
-    expect(diagnostics(hasSub.body)).toContain('chained parameters or _has');
-    const chainSub = await client.put('/Subscription/leak').send(restHook('leak', `Practitioner?organization.name=x`, receiver.channel('leak')));
+    // ...and below system/*.cruds, chained and _has criteria are refused whatever the token's reach.
+    const user = await server.as('user/*.cruds', { fhirUser: 'Practitioner/sub-test' });
+    const userHas = await user.put('/Subscription/leak').send(restHook('leak', `Practitioner?_has:Observation:performer:code=${LOINC}|HIV-1`, receiver.channel('leak')));
+    expect(userHas.status).toBe(403);
+    expect(diagnostics(userHas.body)).toContain('chained parameters or _has');
+    const chainSub = await user.put('/Subscription/leak').send(restHook('leak', `Practitioner?organization.name=x`, receiver.channel('leak')));
     expect(chainSub.status).toBe(403);
-    // A plain Subscription on a type outside the compartment is allowed.
-    const plain = await client.put('/Subscription/leak').send(restHook('leak', 'Practitioner', receiver.channel('leak')));
+    // A plain Subscription is allowed to that user.
+    const plain = await user.put('/Subscription/leak').send(restHook('leak', 'Practitioner', receiver.channel('leak')));
     expect(plain.status).toBe(201);
     created.push('leak');
   });
