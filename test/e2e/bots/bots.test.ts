@@ -73,6 +73,40 @@ describe('$execute', () => {
     expect(ok.status).toBe(200);
   });
 
+  test('a bot that runs out of memory fails alone: 422 naming the limit, and the next run works', async () => {
+    await put(
+      botLibrary('hog', `export async function handler() { const keep: number[][] = []; for (;;) { keep.push(new Array(1_000_000).fill(7)); } }`, 'system/*.rs', [
+        { url: BOT_EXT.memory, valueInteger: 32 },
+        { url: BOT_EXT.timeout, valueInteger: 20000 },
+      ]),
+    );
+    const res = await server.request().post('/Library/hog/$execute').send({ resourceType: 'Parameters' });
+    expect(res.status).toBe(422);
+    expect(res.body.issue[0].diagnostics).toContain('ran out of memory (limit 32 MB)');
+    const ok = await server.request().post('/Library/echo/$execute').send({ resourceType: 'Parameters', parameter: [{ name: 'family', valueString: 'AfterOom' }] });
+    expect(ok.status).toBe(200);
+  });
+
+  test("a bot's writes are attributed to it: audited under bot:<name>, with the run's own AuditEvent listing what it touched", async () => {
+    const res = await server.request().post('/Library/echo/$execute').send({ resourceType: 'Parameters', parameter: [{ name: 'family', valueString: 'Attributed' }] });
+    const id = res.body.parameter[0].valueString as string;
+    await server.continuum.audit.flush();
+    const rows = await server.continuum.store.audit.query({ clientId: 'bot:echo', count: 500 });
+    const create = rows.find((r) => r.category === 'rest' && r.interaction === 'create' && r.entity === `Patient/${id}`);
+    expect(create).toMatchObject({ clientId: 'bot:echo', action: 'C', outcome: '0' });
+    const run = rows.filter((r) => r.category === 'bot').pop();
+    expect(run).toMatchObject({ interaction: 'manual', outcome: '0', entity: 'Library/echo' });
+    const detail = JSON.parse(run?.detail ?? '{}') as { touched: string[]; log: string[]; durationMs: number };
+    expect(detail.touched).toContain(`Patient/${id}`);
+    expect(detail.log).toEqual([`info made ${id}`]);
+    expect(detail.durationMs).toBeGreaterThan(0);
+    // Through the API: an AuditEvent of type Application Activity.
+    const events = await server.request().get('/$audit-log?client=bot:echo&_count=1000');
+    const runs = (events.body.entry as { resource: { type: { code: string }; subtype: { system: string; code: string }[] } }[]).filter((e) => e.resource.type.code === '110100');
+    expect(runs.length).toBeGreaterThan(0);
+    expect(runs[0].resource.subtype[0]).toEqual({ system: 'http://continuum-ccm.org/fhir/CodeSystem/bot-event', code: 'manual' });
+  });
+
   test('a bot has no process, require, environment or network unless granted', async () => {
     await put(
       botLibrary(
