@@ -28,7 +28,7 @@ export const BOT_EXT = {
   timeout: `${BASE}bot-timeout`,
   /** Heap limit of the bot's workers in MB (valueInteger). */
   memory: `${BASE}bot-memory`,
-  /** A grant (valueString): `network`, or `env:NAME` for one environment variable. */
+  /** A grant (valueString): `network`, `env:NAME` (one environment variable), `fs:/dir` (files under one folder). */
   grant: `${BASE}bot-grant`,
   /** Configuration handed to the bot as `ctx.config` (valueString, JSON). */
   config: `${BASE}bot-config`,
@@ -77,6 +77,8 @@ export interface BotDefinition {
   maxAttempts: number;
   network: boolean;
   env: string[];
+  /** Absolute folders whose files the bot may read and write (`fs:` grants). */
+  fs: string[];
   config: unknown;
 }
 
@@ -157,14 +159,17 @@ export function botFromLibrary(library: Library): BotDefinition {
   }
   const grants = ext(exts, BOT_EXT.grant).map((e) => e.valueString ?? '');
   const env: string[] = [];
+  const fs: string[] = [];
   let network = false;
   for (const g of grants) {
     if (g === 'network') {
       network = true;
     } else if (/^env:[A-Za-z_][A-Za-z0-9_]*$/.test(g)) {
       env.push(g.slice(4));
+    } else if (/^fs:\/./.test(g)) {
+      fs.push(g.slice(3).replace(/\/+$/, ''));
     } else {
-      throw new DefinitionError(`bot ${name}: unknown grant '${g}' (use 'network' or 'env:NAME')`);
+      throw new DefinitionError(`bot ${name}: unknown grant '${g}' (use 'network', 'env:NAME' or 'fs:/absolute/folder')`);
     }
   }
   const configText = str(exts, BOT_EXT.config);
@@ -190,6 +195,7 @@ export function botFromLibrary(library: Library): BotDefinition {
     maxAttempts: int(exts, BOT_EXT.maxAttempts, 1, 100, DEFAULTS.maxAttempts),
     network,
     env,
+    fs,
     config,
   };
 }

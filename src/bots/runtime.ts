@@ -9,6 +9,8 @@
  * mid-run leaves a lease that runs out and lets another process (or itself, restarted) finish.
  */
 import { createHmac, randomUUID } from 'node:crypto';
+import { mkdir, readdir, readFile, realpath, writeFile } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import type { Library, OperationOutcome, Resource, Subscription } from '@medplum/fhirtypes';
 import { FhirError, STATUS_BY_CATEGORY, forbidden, notFound, operationOutcome, outcomeOf, unprocessable } from '../errors';
 import type { AuditLog } from '../audit/audit-log';
@@ -516,7 +518,16 @@ export class BotRuntime implements WriteHooks {
       }
     }
     const result: SandboxResult = await this.sandbox.run({
-      bot: { id: bot.id, name: bot.name, key: `${bot.id}/${bot.versionId}/${bot.hash}`, code: bot.code, network: bot.network, timeoutMs: how.timeoutMs ?? bot.timeoutMs, memoryMb: bot.memoryMb },
+      bot: {
+        id: bot.id,
+        name: bot.name,
+        key: `${bot.id}/${bot.versionId}/${bot.hash}`,
+        code: bot.code,
+        network: bot.network,
+        files: bot.fs.length > 0,
+        timeoutMs: how.timeoutMs ?? bot.timeoutMs,
+        memoryMb: bot.memoryMb,
+      },
       event: { ...event, bot: { id: bot.id, name: bot.name } },
       config: bot.config,
       env,
@@ -527,6 +538,9 @@ export class BotRuntime implements WriteHooks {
         }
         if (op === 'fetch' && bot.network) {
           return hostFetch(arg);
+        }
+        if (op === 'fs' && bot.fs.length > 0) {
+          return hostFiles(arg, bot.fs);
         }
         return Promise.reject(new Error(`${op} is not available to bots`));
       },
@@ -927,6 +941,48 @@ function errorsIn(value: unknown): OperationOutcome | undefined {
     return outcomeOf(o.issue);
   }
   return undefined;
+}
+
+/**
+ * Files for bots with `fs:` grants: read, write (creating folders) and list, only below a granted
+ * folder once symbolic links are resolved. Answers JSON.
+ */
+async function hostFiles(arg: string, roots: string[]): Promise<string> {
+  const r = JSON.parse(arg) as { op: string; path: string; text?: string };
+  const real = async (p: string): Promise<string> => {
+    // The deepest existing ancestor's real path, plus what does not exist yet.
+    let dir = p;
+    const rest: string[] = [];
+    for (;;) {
+      try {
+        return join(await realpath(dir), ...rest.reverse());
+      } catch {
+        const parent = dirname(dir);
+        if (parent === dir) {
+          return p;
+        }
+        rest.push(basename(dir));
+        dir = parent;
+      }
+    }
+  };
+  const target = await real(isAbsolute(r.path) ? resolve(r.path) : resolve(roots[0], r.path));
+  const allowed = await Promise.all(roots.map(async (root) => (await real(root)).replace(/\/+$/, '')));
+  if (!allowed.some((root) => target === root || target.startsWith(root + sep))) {
+    throw new Error(`${r.path} is outside the folders this bot may use (${roots.join(', ')})`);
+  }
+  switch (r.op) {
+    case 'read':
+      return JSON.stringify(await readFile(target, 'utf8'));
+    case 'write':
+      await mkdir(dirname(target), { recursive: true });
+      await writeFile(target, r.text ?? '');
+      return 'null';
+    case 'list':
+      return JSON.stringify((await readdir(target)).sort());
+    default:
+      throw new Error(`unknown file operation '${r.op}'`);
+  }
 }
 
 /** fetch for bots with the network grant: answers with status, headers and body text. */

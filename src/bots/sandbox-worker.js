@@ -14,7 +14,7 @@
  *        (code is left out when the worker loaded that key before; it answers need-code if not)
  *        { type: 'reply', callId, ok, value }          (value: a string; JSON or an error message)
  *   out: { type: 'need-code', runId }
- *        { type: 'call', runId, callId, op, arg }      (op: fhir | fetch; arg: a JSON string)
+ *        { type: 'call', runId, callId, op, arg }      (op: fhir | fetch | fs; arg: a JSON string)
  *        { type: 'log', runId, level, text }
  *        { type: 'done', runId, ok, result?, error? }  (result: JSON string; error: { message, outcome? })
  */
@@ -156,8 +156,17 @@ const PRELUDE = `'use strict';
         return;
       }
       const event = JSON.parse(eventJson);
+      const info = JSON.parse(botJson);
+      const files = info.files
+        ? Object.freeze({
+            read: async (path) => JSON.parse(await call('fs', JSON.stringify({ op: 'read', path: String(path) }))),
+            write: async (path, text) => { await call('fs', JSON.stringify({ op: 'write', path: String(path), text: String(text) })); },
+            list: async (path) => JSON.parse(await call('fs', JSON.stringify({ op: 'list', path: String(path === undefined ? '.' : path) }))),
+          })
+        : undefined;
       const ctx = Object.freeze({
-        bot: Object.freeze(JSON.parse(botJson)),
+        files,
+        bot: Object.freeze({ id: info.id, name: info.name }),
         config: JSON.parse(configJson),
         env: Object.freeze(JSON.parse(envJson)),
         now: () => new Date(nowIso),
@@ -288,7 +297,7 @@ parentPort.on('message', (msg) => {
   }
   current = { runId: msg.runId, entry, runtime: entry.runtime, network: msg.bot.network, calls: new Set() };
   try {
-    entry.runtime.run(entry.exportsObject, msg.event, msg.config, msg.env, msg.now, JSON.stringify({ id: msg.bot.id, name: msg.bot.name }));
+    entry.runtime.run(entry.exportsObject, msg.event, msg.config, msg.env, msg.now, JSON.stringify({ id: msg.bot.id, name: msg.bot.name, files: Boolean(msg.bot.files) }));
   } catch (err) {
     if (current && current.runId === msg.runId) {
       current = undefined;

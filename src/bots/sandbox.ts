@@ -18,6 +18,8 @@ export interface SandboxBot {
   code: string;
   /** Whether the bot may use fetch. */
   network: boolean;
+  /** Whether the bot has `ctx.files` (an `fs:` grant; the host checks every path). */
+  files: boolean;
   timeoutMs: number;
   memoryMb: number;
 }
@@ -130,7 +132,7 @@ class Pool {
     slot.worker.postMessage({
       type: 'run',
       runId: id,
-      bot: { id: run.bot.id, name: run.bot.name, key: run.bot.key, code: withCode ? run.bot.code : undefined, network: run.bot.network },
+      bot: { id: run.bot.id, name: run.bot.name, key: run.bot.key, code: withCode ? run.bot.code : undefined, network: run.bot.network, files: run.bot.files },
       event: JSON.stringify(run.event ?? {}),
       config: JSON.stringify(run.config ?? {}),
       env: JSON.stringify(run.env),

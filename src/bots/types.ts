@@ -68,6 +68,12 @@ export interface BotContext<C = Record<string, unknown>> {
   now(): Date;
   log: BotLogger;
   fhir: BotFhirClient;
+  /** Only with an `fs:/folder` grant: files below the granted folder(s); relative paths start at the first. */
+  files?: {
+    read(path: string): Promise<string>;
+    write(path: string, text: string): Promise<void>;
+    list(path?: string): Promise<string[]>;
+  };
 }
 
 /** A bot's handler. Return a resource for `$execute`, or an error OperationOutcome to refuse a pre-commit write. */

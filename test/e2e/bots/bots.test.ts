@@ -2,6 +2,9 @@
  * Bots end to end: definitions through the FHIR API, pre-commit refusals, post-commit runs from the
  * durable queue, $execute, the sandbox's limits, chain depth and the audit trail of runs.
  */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Library, Subscription } from '@medplum/fhirtypes';
 import { BOT_EXT, SUBSCRIPTION_EXT } from '../../../src/bots/definition';
 import { startTestServer, type TestServer } from '../../support/server';
@@ -118,6 +121,7 @@ describe('$execute', () => {
            return { resourceType: 'Parameters', parameter: [
              { name: 'process', valueString: typeof g.process }, { name: 'require', valueString: typeof g.require },
              { name: 'fetch', valueString: typeof g.fetch }, { name: 'env', valueString: JSON.stringify(ctx.env) },
+             { name: 'files', valueString: typeof ctx.files },
              { name: 'escape', valueString: escaped } ] };
          }`,
       ),
@@ -125,7 +129,58 @@ describe('$execute', () => {
     const res = await server.request().post('/Library/probe/$execute').send({ resourceType: 'Parameters' });
     expect(res.status).toBe(200);
     const values = Object.fromEntries((res.body.parameter as { name: string; valueString: string }[]).map((p) => [p.name, p.valueString]));
-    expect(values).toEqual({ process: 'undefined', require: 'undefined', fetch: 'undefined', env: '{}', escape: 'blocked' });
+    expect(values).toEqual({ process: 'undefined', require: 'undefined', fetch: 'undefined', env: '{}', files: 'undefined', escape: 'blocked' });
+  });
+
+  test('grants: env:NAME shows one variable, fs:/dir gives files below that folder only, network gives fetch', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bot-files-'));
+    process.env.CONTINUUM_TEST_GRANTED = 'visible';
+    process.env.CONTINUUM_TEST_HIDDEN = 'hidden';
+    try {
+      await put(
+        botLibrary(
+          'granted',
+          `export async function handler(event: any, ctx: any) {
+             await ctx.files.write('notes/a.txt', 'hello ' + ctx.env.CONTINUUM_TEST_GRANTED);
+             const back = await ctx.files.read('notes/a.txt');
+             let outside = 'read';
+             try { await ctx.files.read('../../etc/passwd'); } catch (e: any) { outside = e.message; }
+             let absolute = 'read';
+             try { await ctx.files.read('/etc/hostname'); } catch (e: any) { absolute = e.message; }
+             return { resourceType: 'Parameters', parameter: [
+               { name: 'back', valueString: back }, { name: 'list', valueString: JSON.stringify(await ctx.files.list('notes')) },
+               { name: 'outside', valueString: outside }, { name: 'absolute', valueString: absolute },
+               { name: 'env', valueString: JSON.stringify(ctx.env) }, { name: 'fetch', valueString: typeof (globalThis as any).fetch } ] };
+           }`,
+          'system/*.rs',
+          [
+            { url: BOT_EXT.grant, valueString: `fs:${dir}` },
+            { url: BOT_EXT.grant, valueString: 'env:CONTINUUM_TEST_GRANTED' },
+            { url: BOT_EXT.grant, valueString: 'network' },
+          ],
+        ),
+      );
+      const res = await server.request().post('/Library/granted/$execute').send({ resourceType: 'Parameters' });
+      expect(res.status).toBe(200);
+      const v = Object.fromEntries((res.body.parameter as { name: string; valueString: string }[]).map((p) => [p.name, p.valueString]));
+      expect(v.back).toBe('hello visible');
+      expect(readFileSync(join(dir, 'notes', 'a.txt'), 'utf8')).toBe('hello visible');
+      expect(JSON.parse(v.list)).toEqual(['a.txt']);
+      expect(v.outside).toContain('is outside the folders this bot may use');
+      expect(v.absolute).toContain('is outside the folders this bot may use');
+      expect(JSON.parse(v.env)).toEqual({ CONTINUUM_TEST_GRANTED: 'visible' });
+      expect(v.fetch).toBe('function');
+    } finally {
+      delete process.env.CONTINUUM_TEST_GRANTED;
+      delete process.env.CONTINUUM_TEST_HIDDEN;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('an unknown grant is refused with 422', async () => {
+    const res = await server.request().put('/Library/badgrant').send(botLibrary('badgrant', 'export async function handler() {}', 'system/*.rs', [{ url: BOT_EXT.grant, valueString: 'everything' }]));
+    expect(res.status).toBe(422);
+    expect(res.body.issue[0].diagnostics).toContain("unknown grant 'everything'");
   });
 
   test('a bot acts within its own scopes: a write its scopes do not cover is refused', async () => {
