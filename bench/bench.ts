@@ -1512,7 +1512,7 @@ async function runBots(label: StoreLabel): Promise<void> {
           await sleep(500);
         }
         if (drained.length < CONFIG.botEvents) {
-          throw new Error(`only ${drained.length} of ${CONFIG.botEvents} queued events ran within 5 minutes`);
+          throw new Error(`only ${drained.length} of ${CONFIG.botEvents} queued events ran within 5 minutes; server stderr:\n${tail(server.child.stderr(), 20)}`);
         }
         const spanSeconds = (Date.parse(drained[drained.length - 1].recorded) - Date.parse(drained[0].recorded)) / 1000;
         const drainPerSec = (drained.length - 1) / Math.max(spanSeconds, 1e-3);
