@@ -540,7 +540,8 @@ async function startContinuum(store: StoreInstance, name: string): Promise<Serve
   const port = await freePort();
   // Every FHIR request needs a token: mint one for this server's base URL (its audience) before
   // the server holds the store. Requests below send it with the shared headers.
-  const token = execFileSync(process.execPath, [CLI, 'token', '--base-url', `http://127.0.0.1:${port}`, '--lifetime', '3600', ...store.args], { encoding: 'utf8' }).trim();
+  // The child's environment without DATABASE_URL: the store is the one in store.args.
+  const token = execFileSync(process.execPath, [CLI, 'token', '--base-url', `http://127.0.0.1:${port}`, '--lifetime', '3600', ...store.args], { encoding: 'utf8', env: childEnv() }).trim();
   ACCEPT.authorization = `Bearer ${token}`;
   return startServer(name, CLI, () => ['serve', '--host', '127.0.0.1', '--port', String(port), ...store.args], port);
 }
@@ -1458,6 +1459,9 @@ async function botRuns(base: string, bot: string, stopAt?: number): Promise<{ re
   let cursor: string | undefined;
   for (;;) {
     const res = await fetch(`${base}/$audit-log?client=${encodeURIComponent(`bot:${bot}`)}&_count=1000${cursor ? `&_cursor=${cursor}` : ''}`, { headers: ACCEPT });
+    if (res.status !== 200) {
+      throw new Error(`$audit-log answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
+    }
     const bundle = (await res.json()) as { entry?: { resource: AuditEventLite }[]; link?: { relation: string }[] };
     for (const e of bundle.entry ?? []) {
       cursor = e.resource.id;
