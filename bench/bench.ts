@@ -153,6 +153,8 @@ const TARGETS = {
   exportPerSec: 20_000,
   /** The server's peak RSS during that export. */
   exportRssMb: 400,
+  /** Interactive reads while export jobs run, as a share of the same reads without ("a few percent"). */
+  exportInterference: 0.95,
   /** Bots: `$execute` of a trivial bot (Medplum's in-process bots: about 120/s). */
   botExecutePerSec: 1200,
   /** Added to a create by a trivial pre-commit bot. */
@@ -543,7 +545,9 @@ async function startContinuum(store: StoreInstance, name: string): Promise<Serve
   // The child's environment without DATABASE_URL: the store is the one in store.args.
   const token = execFileSync(process.execPath, [CLI, 'token', '--base-url', `http://127.0.0.1:${port}`, '--lifetime', '3600', ...store.args], { encoding: 'utf8', env: childEnv() }).trim();
   ACCEPT.authorization = `Bearer ${token}`;
-  return startServer(name, CLI, () => ['serve', '--host', '127.0.0.1', '--port', String(port), ...store.args], port);
+  // --no-bots: the store holds exactly what a case loaded (the repository's bots would add their
+  // Library and Subscriptions, and run on the data).
+  return startServer(name, CLI, () => ['serve', '--host', '127.0.0.1', '--port', String(port), '--no-bots', ...store.args], port);
 }
 
 /** Resident memory of a process in MB, from /proc (Linux). */
@@ -1432,6 +1436,44 @@ async function runExport(label: StoreLabel): Promise<void> {
           { text: `>= ${fmt(TARGETS.exportPerSec)} resources/s`, pass: stats.perSec >= TARGETS.exportPerSec },
           { text: `peak RSS < ${TARGETS.exportRssMb} MB`, pass: stats.rssPeakMb < TARGETS.exportRssMb },
         ];
+        // Interactive reads while export jobs run in the background (kick-off to manifest, over
+        // and over) against the same reads without: what a running export costs other clients.
+        const one = (await getBundle(server.base, '/Patient?_count=1')).entry?.[0]?.resource?.id;
+        if (one) {
+          const readUrl = `${server.base}/Patient/${one}`;
+          const alone = await measure({ url: readUrl, headers: ACCEPT });
+          let jobs = 0;
+          let stop = false;
+          const exporter = (async (): Promise<void> => {
+            while (!stop) {
+              const kick = await fetch(`${server.base}/$export`, { headers: { ...ACCEPT, prefer: 'respond-async' } });
+              await kick.arrayBuffer();
+              const statusUrl = kick.headers.get('content-location');
+              if (kick.status !== 202 || !statusUrl) {
+                await sleep(50);
+                continue;
+              }
+              for (;;) {
+                const st = await fetch(statusUrl, { headers: ACCEPT });
+                await st.arrayBuffer();
+                if (st.status !== 202 || stop) {
+                  break;
+                }
+                await sleep(100);
+              }
+              (await fetch(statusUrl, { method: 'DELETE', headers: ACCEPT })).body?.cancel().catch(() => undefined);
+              jobs++;
+            }
+          })();
+          const during = await measure({ url: readUrl, headers: ACCEPT });
+          stop = true;
+          await exporter;
+          const share = during.okPerSec / alone.okPerSec;
+          notes.push(
+            `reads while export jobs ran (${jobs} jobs, kick-off to manifest, one after another): ${fmt(during.okPerSec)} req/s against ${fmt(alone.okPerSec)} without = ${(share * 100).toFixed(1)} %`,
+          );
+          targets.push({ text: `reads during background export jobs >= ${TARGETS.exportInterference * 100} % of without`, pass: share >= TARGETS.exportInterference });
+        }
         return { value: stats.perSec, export: stats, targets, verdict: verdictOf(false, targets), notes };
       } finally {
         await stopChild(server.child);
