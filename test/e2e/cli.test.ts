@@ -4,7 +4,7 @@
  * DATABASE_URL is set, else an embedded data directory; a `serve` on the same store then reads
  * what was imported.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,10 +12,9 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { Bundle, Observation, Patient } from '@medplum/fhirtypes';
 import { freshSchema, usingPostgres } from '../support/server';
-import { startServe } from '../support/process';
+import { type CliRun, runCli, startServe } from '../support/process';
 
 const ROOT = join(__dirname, '..', '..');
-const CLI = join(ROOT, 'dist', 'src', 'cli.js');
 const FIXTURES = join(ROOT, 'fixtures', 'import');
 
 jest.setTimeout(120_000);
@@ -50,31 +49,9 @@ function childEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs `continuum <args>` to completion. */
-function run(args: string[], timeoutMs = 90_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`continuum ${args.join(' ')} did not finish in ${timeoutMs} ms\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function run(args: string[], timeoutMs = 90_000): Promise<CliRun> {
+  return runCli(args, { cwd, env: childEnv(), timeoutMs, onSpawn: (child) => children.push(child) });
 }
 
 /** A store of the kind under test, as CLI arguments. */

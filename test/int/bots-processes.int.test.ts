@@ -10,6 +10,7 @@
  * killed process actually wrote, so it holds with the default lease too, only slower.
  * Without DATABASE_URL the file is skipped (one embedded store has no second process).
  */
+import { botLibrary as makeBotLibrary } from '../support/bots';
 import type { ChildProcess } from 'node:child_process';
 import type { Bundle, BundleEntry, Library, Subscription } from '@medplum/fhirtypes';
 import { Client } from 'pg';
@@ -77,26 +78,13 @@ async function stop(s: Served | undefined): Promise<void> {
   }
 }
 
-const b64 = (s: string): string => Buffer.from(s).toString('base64');
-
 /** The environment variable through which a bot tells which process ran it (granted to the bot). */
 const PROCESS_VAR = 'CONTINUUM_TEST_PROCESS';
 const PROCESS_SYSTEM = 'urn:continuum-test:process';
 
 /** A bot Library from TypeScript source; the bot may read PROCESS_VAR. */
 function botLibrary(id: string, source: string): Library {
-  return {
-    resourceType: 'Library',
-    id,
-    name: id,
-    status: 'active',
-    type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/library-type', code: 'logic-library' }] },
-    extension: [
-      { url: BOT_EXT.scope, valueString: 'system/*.cruds' },
-      { url: BOT_EXT.grant, valueString: `env:${PROCESS_VAR}` },
-    ],
-    content: [{ contentType: 'text/typescript', data: b64(source) }],
-  };
+  return makeBotLibrary(id, source, 'system/*.cruds', [{ url: BOT_EXT.grant, valueString: `env:${PROCESS_VAR}` }]);
 }
 
 /** A post-commit trigger of `bot` on every Patient create. */

@@ -7,26 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Library, Subscription } from '@medplum/fhirtypes';
 import { BOT_EXT, SUBSCRIPTION_EXT } from '../../../src/bots/definition';
+import { botLibrary, botTrigger } from '../../support/bots';
 import { startTestServer, type TestServer } from '../../support/server';
 
-const b64 = (s: string): string => Buffer.from(s).toString('base64');
-
-/** A bot Library from TypeScript source. */
-function botLibrary(id: string, source: string, scope = 'system/*.cruds', extra: Library['extension'] = []): Library {
-  return {
-    resourceType: 'Library',
-    id,
-    name: id,
-    status: 'active',
-    type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/library-type', code: 'logic-library' }] },
-    extension: [{ url: BOT_EXT.scope, valueString: scope }, ...(extra ?? [])],
-    content: [{ contentType: 'text/typescript', data: b64(source) }],
-  };
-}
-
-function trigger(id: string, bot: string, criteria: string, ext: Subscription['extension'] = []): Subscription {
-  return { resourceType: 'Subscription', id, status: 'active', reason: 'test', criteria, channel: { type: 'message', endpoint: `Library/${bot}` }, extension: ext };
-}
+const trigger = botTrigger;
 
 let server: TestServer;
 

@@ -4,13 +4,13 @@
  * DATABASE_URL is set, else an embedded data directory) and with `--server --token` through a
  * running server's API; and `serve` deploying the repository's bots at start.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Library } from '@medplum/fhirtypes';
 import { freshSchema, usingPostgres } from '../../support/server';
-import { CLI, cleanEnv, type ServeProcess, startServe } from '../../support/process';
+import { cleanEnv, type CliRun, runCli, type ServeProcess, startServe } from '../../support/process';
 
 jest.setTimeout(120_000);
 
@@ -42,31 +42,9 @@ function childEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs `continuum <args>` to completion. */
-function run(args: string[], timeoutMs = 90_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`continuum ${args.join(' ')} did not finish in ${timeoutMs} ms\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function run(args: string[], timeoutMs = 90_000): Promise<CliRun> {
+  return runCli(args, { cwd, env: childEnv(), timeoutMs, onSpawn: (child) => children.push(child) });
 }
 
 /** A store of the kind under test, as CLI arguments. */
