@@ -4,7 +4,6 @@
  * DATABASE_URL is set, else an embedded data directory; a `serve` on the same store then reads
  * what was imported.
  */
-import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,7 +11,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { Bundle, Observation, Patient } from '@medplum/fhirtypes';
 import { freshSchema, usingPostgres } from '../support/server';
-import { type CliRun, runCli, startServe } from '../support/process';
+import { type CliRun, cliScratch, runCli, startServe } from '../support/process';
 
 const ROOT = join(__dirname, '..', '..');
 const FIXTURES = join(ROOT, 'fixtures', 'import');
@@ -20,25 +19,8 @@ const FIXTURES = join(ROOT, 'fixtures', 'import');
 jest.setTimeout(120_000);
 
 /** Children run in a scratch folder so that a stray default ./data never lands in the project. */
-let cwd: string;
-const cleanups: (() => Promise<void> | void)[] = [];
-const children: ChildProcess[] = [];
-
-beforeAll(() => {
-  cwd = mkdtempSync(join(tmpdir(), 'continuum-cli-'));
-  cleanups.push(() => rmSync(cwd, { recursive: true, force: true }));
-});
-
-afterAll(async () => {
-  for (const c of children) {
-    if (c.exitCode === null && c.signalCode === null) {
-      c.kill('SIGKILL');
-    }
-  }
-  for (const f of cleanups.reverse()) {
-    await f();
-  }
-});
+const scratchState = cliScratch('continuum-cli-');
+const { cleanups, children } = scratchState;
 
 /** The environment of a child: the store comes from its arguments only. */
 function childEnv(): NodeJS.ProcessEnv {
@@ -51,7 +33,7 @@ function childEnv(): NodeJS.ProcessEnv {
 
 /** Runs `continuum <args>` to completion. */
 function run(args: string[], timeoutMs = 90_000): Promise<CliRun> {
-  return runCli(args, { cwd, env: childEnv(), timeoutMs, onSpawn: (child) => children.push(child) });
+  return runCli(args, { cwd: scratchState.cwd, env: childEnv(), timeoutMs, onSpawn: (child) => children.push(child) });
 }
 
 /** A store of the kind under test, as CLI arguments. */
@@ -73,7 +55,7 @@ interface Served {
 
 /** `continuum serve` on `storeArgs`, once GET /metadata answers. */
 async function serve(storeArgs: string[]): Promise<Served> {
-  const { child, base, exited, token } = await startServe(storeArgs, { cwd, env: childEnv() });
+  const { child, base, exited, token } = await startServe(storeArgs, { cwd: scratchState.cwd, env: childEnv() });
   children.push(child);
   const bearer = await token();
   return {
@@ -102,7 +84,7 @@ describe('usage', () => {
     for (const option of OPTIONS) {
       expect(r.stdout).toMatch(new RegExp(`^\\s+${option}\\b`, 'm'));
     }
-    expect(existsSync(join(cwd, 'data'))).toBe(false);
+    expect(existsSync(join(scratchState.cwd, 'data'))).toBe(false);
   });
 
   test.each([
@@ -120,7 +102,7 @@ describe('usage', () => {
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(message);
     expect(r.stderr).toContain("Run 'continuum --help' for usage.");
-    expect(existsSync(join(cwd, 'data'))).toBe(false);
+    expect(existsSync(join(scratchState.cwd, 'data'))).toBe(false);
   });
 });
 
@@ -196,7 +178,7 @@ describe('import', () => {
   });
 
   test('a path that does not exist: non-zero exit naming it', async () => {
-    const missing = join(cwd, 'no-such-folder');
+    const missing = join(scratchState.cwd, 'no-such-folder');
     const r = await run(['import', missing, ...(await newStore())]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain(missing);
@@ -262,7 +244,7 @@ describe('authorization administration', () => {
 
     // A server on that port (the token's audience) accepts it within its scopes, and the clients
     // registered above mean no development client is made.
-    const { child, base, output } = await startServe(store, { cwd, env: childEnv(), port });
+    const { child, base, output } = await startServe(store, { cwd: scratchState.cwd, env: childEnv(), port });
     children.push(child);
     try {
       const ok = await fetch(`${base}/Patient`, { headers: { Authorization: `Bearer ${jwt}` } });
@@ -297,7 +279,7 @@ describe('authorization administration', () => {
   });
 
   test('a fresh store served: a development client is registered and its secret printed once, with a working curl', async () => {
-    const { child, base, token, output } = await startServe(await newStore(), { cwd, env: childEnv() });
+    const { child, base, token, output } = await startServe(await newStore(), { cwd: scratchState.cwd, env: childEnv() });
     children.push(child);
     try {
       expect(output()).toContain('client id:     continuum-dev');

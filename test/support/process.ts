@@ -2,6 +2,8 @@
  * Running the compiled `continuum` command as a child process (built by `npm test` before jest).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 
@@ -130,4 +132,28 @@ export async function startServe(args: string[], options: { cwd?: string; env?: 
     }
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * A test file's scratch folder for CLI children (so a stray default ./data never lands in the
+ * project), and their cleanup: children still running are killed and `cleanups` run in reverse
+ * after the file's tests. Call at the top level of a test file.
+ */
+export function cliScratch(prefix: string): { readonly cwd: string; cleanups: (() => Promise<void> | void)[]; children: ChildProcess[] } {
+  const state = { cwd: '', cleanups: [] as (() => Promise<void> | void)[], children: [] as ChildProcess[] };
+  beforeAll(() => {
+    state.cwd = mkdtempSync(join(tmpdir(), prefix));
+    state.cleanups.push(() => rmSync(state.cwd, { recursive: true, force: true }));
+  });
+  afterAll(async () => {
+    for (const c of state.children) {
+      if (c.exitCode === null && c.signalCode === null) {
+        c.kill('SIGKILL');
+      }
+    }
+    for (const f of state.cleanups.reverse()) {
+      await f();
+    }
+  });
+  return state;
 }

@@ -4,36 +4,18 @@
  * DATABASE_URL is set, else an embedded data directory) and with `--server --token` through a
  * running server's API; and `serve` deploying the repository's bots at start.
  */
-import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Library } from '@medplum/fhirtypes';
 import { freshSchema, usingPostgres } from '../../support/server';
-import { cleanEnv, type CliRun, runCli, type ServeProcess, startServe } from '../../support/process';
+import { cleanEnv, type CliRun, cliScratch, runCli, type ServeProcess, startServe } from '../../support/process';
 
 jest.setTimeout(120_000);
 
 /** Children run in a scratch folder so that a stray default ./data never lands in the project. */
-let cwd: string;
-const cleanups: (() => Promise<void> | void)[] = [];
-const children: ChildProcess[] = [];
-
-beforeAll(() => {
-  cwd = mkdtempSync(join(tmpdir(), 'continuum-bots-cli-'));
-  cleanups.push(() => rmSync(cwd, { recursive: true, force: true }));
-});
-
-afterAll(async () => {
-  for (const c of children) {
-    if (c.exitCode === null && c.signalCode === null) {
-      c.kill('SIGKILL');
-    }
-  }
-  for (const f of cleanups.reverse()) {
-    await f();
-  }
-});
+const scratchState = cliScratch('continuum-bots-cli-');
+const { cleanups, children } = scratchState;
 
 /** The environment of a child: the store and the server come from its arguments only. */
 function childEnv(): NodeJS.ProcessEnv {
@@ -44,7 +26,7 @@ function childEnv(): NodeJS.ProcessEnv {
 
 /** Runs `continuum <args>` to completion. */
 function run(args: string[], timeoutMs = 90_000): Promise<CliRun> {
-  return runCli(args, { cwd, env: childEnv(), timeoutMs, onSpawn: (child) => children.push(child) });
+  return runCli(args, { cwd: scratchState.cwd, env: childEnv(), timeoutMs, onSpawn: (child) => children.push(child) });
 }
 
 /** A store of the kind under test, as CLI arguments. */
@@ -131,7 +113,7 @@ describe('on a store (no server running)', () => {
     writeFileSync(join(dir, 'greeter', 'index.ts'), greeter('Hi'));
     const edited = await run(['bots', 'deploy', dir, ...store]);
     expect(edited).toEqual({ code: 0, stdout: ['greeter: updated', 'tagger: unchanged, 1 trigger(s)', 'thrower: unchanged', ''].join('\n'), stderr: '' });
-    expect(existsSync(join(cwd, 'data'))).toBe(false);
+    expect(existsSync(join(scratchState.cwd, 'data'))).toBe(false);
   });
 
   test('list: each bot with its Library, status and scopes, and its triggers', async () => {
@@ -239,7 +221,7 @@ describe('on a store (no server running)', () => {
 
 describe('against a running server (--server, --token)', () => {
   test.concurrent('deploy, run and logs go through the API; --server without a token is a usage error', async () => {
-    const served = await startServe([...(await newStore()), '--no-bots'], { cwd, env: childEnv() });
+    const served = await startServe([...(await newStore()), '--no-bots'], { cwd: scratchState.cwd, env: childEnv() });
     children.push(served.child);
     try {
       expect(served.output()).not.toContain('Bots deployed:');
@@ -298,7 +280,7 @@ async function printed(served: ServeProcess, text: string): Promise<string> {
 describe('serve', () => {
   test.concurrent("deploys the repository's bots at start on a fresh store, and not again on the next start", async () => {
     const store = await newStore();
-    const first = await startServe(store, { cwd, env: childEnv() });
+    const first = await startServe(store, { cwd: scratchState.cwd, env: childEnv() });
     children.push(first.child);
     first.child.kill('SIGTERM');
     expect((await first.exited).code).toBe(0);
@@ -306,7 +288,7 @@ describe('serve', () => {
       ['Bots deployed:', '  odl-alert: created, 1 trigger(s)', '    Subscription/bot-odl-alert-1: created'].join('\n'),
     );
 
-    const second = await startServe(store, { cwd, env: childEnv() });
+    const second = await startServe(store, { cwd: scratchState.cwd, env: childEnv() });
     children.push(second.child);
     try {
       expect(await printed(second, 'Continuum serves')).not.toContain('Bots deployed:');
