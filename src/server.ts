@@ -26,6 +26,11 @@ import { BotRuntime, type BotRuntimeOptions } from './bots/runtime';
 import { deployBots, type DeployReport } from './bots/deploy';
 import { SubscriptionSockets } from './bots/websocket';
 import type { Server } from 'node:http';
+import { loadConformanceDirs } from './validation/conformance';
+import { seedConformance } from './validation/seed';
+import { handle } from './fhir/router';
+import { CcmService, type CcmPolicy } from './ccm/service';
+import { AsyncJobs } from './fhir/async-jobs';
 
 export interface ContinuumOptions extends StoreConfig {
   baseUrl?: string;
@@ -42,6 +47,13 @@ export interface ContinuumOptions extends StoreConfig {
   bots?: Partial<BotRuntimeOptions>;
   /** Folders of bots to deploy at start (`serve` passes bots/). */
   deployBots?: string[];
+  /** CCM policy choices (ccm-domain.md marks them **policy**). */
+  ccm?: Partial<CcmPolicy>;
+  /**
+   * Store the conformance resources of the profile folders at start so clients can read and search
+   * them (default true; the test suite turns it off where exact resource counts matter).
+   */
+  seedConformance?: boolean;
 }
 
 export interface Continuum {
@@ -80,6 +92,14 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
   }
   warmUpSchema();
   const limits: Limits = { ...DEFAULT_LIMITS, ...(options.limits ?? {}) };
+  const conformance = loadConformanceDirs(profileDirs);
+  const ccm = new CcmService(conformance.all('ConceptMap'), options.ccm);
+  const profilesByType = new Map<string, string[]>();
+  for (const sd of conformance.all('StructureDefinition')) {
+    if (sd.url && sd.kind === 'resource' && sd.derivation === 'constraint' && sd.type) {
+      profilesByType.set(sd.type, [...(profilesByType.get(sd.type) ?? []), sd.url]);
+    }
+  }
   const profiles = createProfileValidator({
     profileDirs,
     // StructureDefinitions stored through the API (newest version of that canonical URL).
@@ -94,6 +114,7 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
     },
   });
   const now = options.now ?? ((): Date => new Date());
+  const asyncJobs = new AsyncJobs(now);
   const parserFor = (lenient: boolean) => (baseUrl: string) =>
     new SearchParser(registry, { lenient, baseUrl, defaultCount: limits.defaultCount, maxCount: limits.maxCount, isResourceType });
   const strictParser = parserFor(false);
@@ -150,6 +171,9 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
     limits,
     now,
     validateProfiles: (r) => profiles.validate(r),
+    ccm,
+    asyncJobs,
+    supportedProfiles: (type) => profilesByType.get(type) ?? [],
     conformanceChanged: ({ resource, deleted }) => {
       if (resource.resourceType === 'StructureDefinition') {
         profiles.invalidate();
@@ -161,6 +185,14 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
     searchParser: (lenient) => (lenient ? lenientParser(baseUrl) : strictParser(baseUrl)),
     };
   };
+  if (options.seedConformance !== false) {
+    const seeded = await seedConformance(
+      [...(['CodeSystem', 'ValueSet', 'ConceptMap', 'StructureDefinition', 'SearchParameter', 'OperationDefinition'] as const).flatMap((t) => conformance.all(t))],
+      context(baseUrl),
+      handle,
+    );
+    seeded.problems.forEach((p) => console.warn(`[continuum] conformance: ${p}`));
+  }
   const sockets = new SubscriptionSockets(store, bots, logError, bots.options.pollMs);
   await bots.start();
   const deployed: DeployReport[] = [];

@@ -89,5 +89,7 @@ export function inProcessClient(ctx: RequestContext): BotFhirClient {
     patchResource: (type, id, operations) => call('PATCH', `${type}/${id}`, { body: operations, contentType: 'application/json-patch+json' }),
     deleteResource: (type, id) => call('DELETE', `${type}/${id}`),
     executeBatch: (bundle) => call('POST', '', { body: bundle }),
+    get: (path, query) => call('GET', path.replace(/^\/+/, ''), { query }),
+    post: (path, body, query) => call('POST', path.replace(/^\/+/, ''), { body, query }),
   };
 }

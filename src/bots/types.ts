@@ -48,6 +48,10 @@ export interface BotFhirClient {
   patchResource<T extends Resource = Resource>(type: T['resourceType'], id: string, operations: unknown[]): Promise<T>;
   deleteResource(type: string, id: string): Promise<unknown>;
   executeBatch(bundle: Bundle): Promise<Bundle>;
+  /** GET any path below the base (an operation such as `Patient/1/$ccm-eligibility`); the answer's body. */
+  get<T = Resource>(path: string, query?: BotQuery): Promise<T>;
+  /** POST a body to any path below the base (an operation); the answer's body. */
+  post<T = Resource>(path: string, body?: unknown, query?: BotQuery): Promise<T>;
 }
 
 export interface BotLogger {

@@ -26,6 +26,11 @@ import { exportCancel, exportFile, exportKickoff, exportStatus } from '../bulk/e
 import { importOperation } from '../bulk/import';
 import { reindexOperation } from './operations/reindex';
 import { validateOperation } from './operations/validate';
+import { asyncCancelOperation, asyncStatusOperation } from './operations/async-status';
+import { patientEligibilityOperation, systemEligibilityOperation } from '../ccm/eligibility-operation';
+import { enrollmentCheckOperation } from '../ccm/enrollment';
+import { completenessOperation } from '../ccm/completeness';
+import { carePlanDocumentOperation } from '../ccm/document';
 import type { AuditRow } from '../store/api';
 import type { FhirRequest, FhirResponse, InteractionRow, PathParams, RequestContext } from './types';
 
@@ -36,6 +41,7 @@ const BULK_EXPORT_PATIENT = 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition
 const BULK_EXPORT_GROUP = 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export';
 const PATIENT_EVERYTHING = 'http://hl7.org/fhir/OperationDefinition/Patient-everything';
 const CONTINUUM_IMPORT = 'http://continuum-ccm.org/fhir/OperationDefinition/import';
+const CCM_OPERATION = (name: string): string => `http://continuum-ccm.org/fhir/OperationDefinition/${name}`;
 
 export const INTERACTIONS: readonly InteractionRow[] = [
   { interaction: 'capabilities', method: 'GET', pattern: 'metadata', level: 'system', scope: 'none', handler: (req, ctx) => capabilities(req, ctx, INTERACTIONS) },
@@ -52,10 +58,15 @@ export const INTERACTIONS: readonly InteractionRow[] = [
   { interaction: 'operation', operation: 'import', definition: CONTINUUM_IMPORT, method: 'POST', pattern: '$import', level: 'system', scope: 'c', handler: (req, ctx) => importOperation(handle)(req, ctx, {}) },
   { interaction: 'operation', operation: 'export-status', hidden: true, method: 'GET', pattern: '$export-status/:id', level: 'system', scope: 'r', handler: exportStatus },
   { interaction: 'operation', operation: 'export-status', hidden: true, method: 'DELETE', pattern: '$export-status/:id', level: 'system', scope: 'r', handler: exportCancel },
+  { interaction: 'operation', operation: 'async-status', hidden: true, method: 'GET', pattern: '$async-status/:id', level: 'system', scope: 'none', handler: asyncStatusOperation },
+  { interaction: 'operation', operation: 'async-status', hidden: true, method: 'DELETE', pattern: '$async-status/:id', level: 'system', scope: 'none', handler: asyncCancelOperation },
+  { interaction: 'operation', operation: 'ccm-eligibility', definition: CCM_OPERATION('Patient-ccm-eligibility'), method: 'GET', pattern: '$ccm-eligibility', level: 'system', scope: 's', handler: systemEligibilityOperation },
+  { interaction: 'operation', operation: 'ccm-eligibility', definition: CCM_OPERATION('Patient-ccm-eligibility'), method: 'POST', pattern: '$ccm-eligibility', level: 'system', scope: 's', handler: systemEligibilityOperation },
   { interaction: 'operation', operation: 'export-file', hidden: true, method: 'GET', pattern: '$export-file/:id/:vid', level: 'system', scope: 'r', handler: exportFile },
   { interaction: 'operation', operation: 'export', definition: BULK_EXPORT_PATIENT, types: ['Patient'], method: 'GET', pattern: ':type/$export', level: 'type', scope: 'r', handler: exportKickoff },
   { interaction: 'operation', operation: 'export', definition: BULK_EXPORT_GROUP, types: ['Group'], method: 'GET', pattern: ':type/:id/$export', level: 'instance', scope: 'r', handler: exportKickoff },
   { interaction: 'operation', operation: 'reindex', method: 'POST', pattern: ':type/$reindex', level: 'type', scope: 'u', handler: reindexOperation },
+  { interaction: 'operation', operation: 'ccm-enrollment-check', definition: CCM_OPERATION('CarePlan-ccm-enrollment-check'), types: ['CarePlan'], method: 'POST', pattern: ':type/$ccm-enrollment-check', level: 'type', scope: 'r', handler: enrollmentCheckOperation },
   { interaction: 'history-type', method: 'GET', pattern: ':type/_history', level: 'type', scope: 's', handler: history },
   { interaction: 'create', method: 'POST', pattern: ':type', level: 'type', scope: 'c', handler: create },
   { interaction: 'update', method: 'PUT', pattern: ':type', level: 'type', scope: 'u', handler: conditionalUpdate },
@@ -70,6 +81,12 @@ export const INTERACTIONS: readonly InteractionRow[] = [
   { interaction: 'operation', operation: 'get-ws-binding-token', definition: WS_BINDING_TOKEN, types: ['Subscription'], method: 'GET', pattern: ':type/:id/$get-ws-binding-token', level: 'instance', scope: 'r', handler: wsBindingTokenOperation },
   { interaction: 'operation', operation: 'get-ws-binding-token', definition: WS_BINDING_TOKEN, types: ['Subscription'], method: 'POST', pattern: ':type/:id/$get-ws-binding-token', level: 'instance', scope: 'r', handler: wsBindingTokenOperation },
   { interaction: 'operation', operation: 'execute', definition: BOT_EXECUTE, types: ['Library'], method: 'POST', pattern: ':type/:id/$execute', level: 'instance', scope: 'c', handler: executeOperation },
+  { interaction: 'operation', operation: 'ccm-eligibility', definition: CCM_OPERATION('Patient-ccm-eligibility'), types: ['Patient'], method: 'GET', pattern: ':type/:id/$ccm-eligibility', level: 'instance', scope: 'r', handler: patientEligibilityOperation },
+  { interaction: 'operation', operation: 'ccm-eligibility', definition: CCM_OPERATION('Patient-ccm-eligibility'), types: ['Patient'], method: 'POST', pattern: ':type/:id/$ccm-eligibility', level: 'instance', scope: 'r', handler: patientEligibilityOperation },
+  { interaction: 'operation', operation: 'ccm-care-plan', definition: CCM_OPERATION('Patient-ccm-care-plan'), types: ['Patient'], method: 'GET', pattern: ':type/:id/$ccm-care-plan', level: 'instance', scope: 'r', handler: carePlanDocumentOperation },
+  { interaction: 'operation', operation: 'ccm-care-plan', definition: CCM_OPERATION('Patient-ccm-care-plan'), types: ['Patient'], method: 'POST', pattern: ':type/:id/$ccm-care-plan', level: 'instance', scope: 'r', handler: carePlanDocumentOperation },
+  { interaction: 'operation', operation: 'ccm-completeness', definition: CCM_OPERATION('CarePlan-ccm-completeness'), types: ['CarePlan'], method: 'GET', pattern: ':type/:id/$ccm-completeness', level: 'instance', scope: 'r', handler: completenessOperation },
+  { interaction: 'operation', operation: 'ccm-completeness', definition: CCM_OPERATION('CarePlan-ccm-completeness'), types: ['CarePlan'], method: 'POST', pattern: ':type/:id/$ccm-completeness', level: 'instance', scope: 'r', handler: completenessOperation },
   { interaction: 'operation', operation: 'everything', definition: PATIENT_EVERYTHING, types: ['Patient'], method: 'GET', pattern: ':type/:id/$everything', level: 'instance', scope: 'r', handler: everythingOperation },
   { interaction: 'operation', operation: 'everything', definition: PATIENT_EVERYTHING, types: ['Patient'], method: 'POST', pattern: ':type/:id/$everything', level: 'instance', scope: 'r', handler: everythingOperation },
 ];
@@ -125,7 +142,8 @@ export function route(method: FhirRequest['method'], path: string): Match {
   let pathMatched = false;
   for (const row of INTERACTIONS) {
     const params = matchRow(row, segments);
-    if (!params) {
+    // An operation defined for some types only (`Patient/{id}/$everything`) is unknown on others.
+    if (!params || (row.types && params.type && !row.types.includes(params.type))) {
       continue;
     }
     pathMatched = true;

@@ -8,6 +8,7 @@ import type { AuditLog } from '../audit/audit-log';
 import type { Limits } from '../config';
 import type { SearchParser } from '../search/parse';
 import type { AccessPolicy } from '../auth/policy';
+import type { CcmService } from '../ccm/service';
 
 export type FhirMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -71,6 +72,12 @@ export interface RequestContext {
     /** `$get-ws-binding-token` of a websocket Subscription. */
     bindingToken(subscriptionId: string, caller: RequestContext): Promise<Resource>;
   };
+  /** The CCM module (chronic-category table, policy); undefined when it is not loaded. */
+  ccm?: CcmService;
+  /** Profiles of a resource type this server loaded at start (CapabilityStatement supportedProfile). */
+  supportedProfiles?: (type: string) => string[];
+  /** Background jobs of the asynchronous request pattern (`Prefer: respond-async`). */
+  asyncJobs?: AsyncJobRunner;
   /** Starts a queued Bulk Data export job in the background. */
   exportRunner?: { kick(id: string): void };
   /** Where each interaction's audit row goes (undefined: not audited, e.g. the CLI import). */
@@ -88,6 +95,20 @@ export interface RequestContext {
   conformanceChanged?: (change: { resource: Resource; deleted: boolean }) => void;
   /** Problems that would stop a SearchParameter from being used (empty: usable). */
   checkSearchParameter?: (resource: Resource) => OperationOutcomeIssue[];
+}
+
+/** What a job's work is given: a way to report progress and to notice cancellation. */
+export interface JobControl {
+  progress(text: string): void;
+  readonly signal: AbortSignal;
+}
+
+/** The asynchronous request pattern's jobs (src/fhir/async-jobs.ts). */
+export interface AsyncJobRunner {
+  /** Starts `work` in the background; answers the 202 pointing at its status URL. */
+  start(owner: string, request: string, baseUrl: string, work: (control: JobControl) => Promise<FhirResponse>): FhirResponse;
+  status(id: string, owner: string): FhirResponse;
+  cancel(id: string, owner: string): FhirResponse;
 }
 
 /** An interaction's implementation. Parameters from the path are in `params`. */

@@ -1,14 +1,17 @@
 /**
- * Conformance resources the server knows from files: StructureDefinitions, ValueSets and
- * CodeSystems read at start-up from folders of JSON files (a resource, a Bundle of them, or a JSON
- * array of them).
+ * Conformance resources the server knows from files: StructureDefinitions, ValueSets, CodeSystems,
+ * ConceptMaps, SearchParameters and OperationDefinitions read at start-up from folders of JSON files
+ * (a resource, a Bundle of them, or a JSON array of them). Validation uses the first three; the CCM
+ * module reads ConceptMaps; SearchParameters are also loaded into the search registry
+ * (src/search/custom-parameters.ts); all of them are stored at start so clients can read them
+ * (src/conformance-seed.ts).
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { CodeSystem, StructureDefinition, ValueSet } from '@medplum/fhirtypes';
+import type { CodeSystem, ConceptMap, OperationDefinition, SearchParameter, StructureDefinition, ValueSet } from '@medplum/fhirtypes';
 
-export type ConformanceResource = StructureDefinition | ValueSet | CodeSystem;
-type ConformanceType = ConformanceResource['resourceType'];
+export type ConformanceResource = StructureDefinition | ValueSet | CodeSystem | ConceptMap | SearchParameter | OperationDefinition;
+export type ConformanceType = ConformanceResource['resourceType'];
 
 /** Canonical resources by URL (and by `url|version`), plus what went wrong while reading them. */
 export class ConformanceStore {
@@ -50,7 +53,7 @@ export class ConformanceStore {
   }
 }
 
-const KNOWN_TYPES: ReadonlySet<string> = new Set(['StructureDefinition', 'ValueSet', 'CodeSystem']);
+const KNOWN_TYPES: ReadonlySet<string> = new Set(['StructureDefinition', 'ValueSet', 'CodeSystem', 'ConceptMap', 'SearchParameter', 'OperationDefinition']);
 
 /**
  * Reads every `*.json` file directly in each folder (not sub-folders). A folder that does not
@@ -104,7 +107,7 @@ function addJson(store: ConformanceStore, json: unknown, origin: string): void {
     return;
   }
   store.problems.push(
-    `${origin}: ${typeof resourceType === 'string' ? resourceType : 'not a FHIR resource'}; only StructureDefinition, ValueSet, CodeSystem or Bundles of them are loaded; skipped`,
+    `${origin}: ${typeof resourceType === 'string' ? resourceType : 'not a FHIR resource'}; only StructureDefinition, ValueSet, CodeSystem, ConceptMap, SearchParameter, OperationDefinition or Bundles of them are loaded; skipped`,
   );
 }
 

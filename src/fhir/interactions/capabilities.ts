@@ -30,6 +30,7 @@ export async function capabilities(
   const resources: CapabilityStatementRestResource[] = [...RESOURCE_TYPES].sort().map((type) => ({
     type: type as CapabilityStatementRestResource['type'],
     profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
+    ...(ctx.supportedProfiles?.(type).length ? { supportedProfile: ctx.supportedProfiles(type) } : {}),
     interaction: typeCodes.map((code) => ({ code: code as TypeInteraction })),
     versioning: 'versioned-update',
     readHistory: true,

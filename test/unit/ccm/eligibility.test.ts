@@ -1,0 +1,171 @@
+/**
+ * The eligibility rule of ccm-domain.md section 2, clause by clause: each clause has a case that
+ * passes and one that fails it. Uses the chronic-category table shipped in profiles/.
+ */
+import { join } from 'node:path';
+import type { Condition, Patient } from '@medplum/fhirtypes';
+import { ChronicCategories } from '../../../src/ccm/categories';
+import { evaluateEligibility } from '../../../src/ccm/eligibility';
+import { loadConformanceDirs } from '../../../src/validation/conformance';
+
+const table = new ChronicCategories(loadConformanceDirs([join(__dirname, '../../../profiles')]).all('ConceptMap'));
+const D = '2026-06-15';
+const SCT = 'http://snomed.info/sct';
+const ICD = 'http://hl7.org/fhir/sid/icd-10-cm';
+const patient: Patient = { resourceType: 'Patient', id: 'p1', birthDate: '1950-01-01' };
+
+let n = 0;
+function condition(system: string, code: string, fields: Partial<Condition> = {}): Condition {
+  return {
+    resourceType: 'Condition',
+    id: `c${++n}`,
+    subject: { reference: 'Patient/p1' },
+    clinicalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-clinical', code: 'active' }] },
+    code: { coding: [{ system, code }] },
+    ...fields,
+  };
+}
+const diabetes = (f: Partial<Condition> = {}): Condition => condition(SCT, '44054006', f);
+const hypertension = (f: Partial<Condition> = {}): Condition => condition(SCT, '38341003', f);
+const clinical = (code: string): Partial<Condition> => ({ clinicalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-clinical', code }] } });
+const verification = (code: string): Partial<Condition> => ({ verificationStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-ver-status', code }] } });
+const evaluate = (conditions: Condition[], p: Patient = patient, d = D): ReturnType<typeof evaluateEligibility> => evaluateEligibility(p, conditions, d, table);
+
+describe('the chronic-category table (profiles/ConceptMap-chronic-category.json)', () => {
+  test.each([
+    [SCT, '44054006', 'diabetes'],
+    [SCT, '38341003', 'hypertension'],
+    [SCT, '90781000119102', 'ckd'],
+    [ICD, 'E11.9', 'diabetes'],
+    [ICD, 'E119', 'diabetes'],
+    [ICD, 'E11.21', 'ckd'], // E112 (diabetic kidney disease) is longer than E11: the longer prefix wins
+    [ICD, 'I10', 'hypertension'],
+    [ICD, 'F84.0', 'autism'],
+    [ICD, 'F34.1', 'depression'],
+    [ICD, 'c50.911', 'cancer'],
+  ])('%s %s is %s', (system, code, category) => {
+    expect(table.ofCoding(system, code)).toBe(category);
+  });
+
+  test.each([
+    [SCT, '15777000'], // prediabetes
+    [ICD, 'R73.03'],
+    [SCT, '162864005'], // obesity
+    [ICD, 'E66.9'],
+    [ICD, 'J32.9'], // chronic sinusitis
+    [ICD, 'D50.9'], // anemia
+    [ICD, 'I21.9'], // myocardial infarction (acute)
+    [ICD, 'Z85.3'], // history of
+    [ICD, 'F84.5'], // F84 other than F840
+    ['http://example.org/other', '44054006'], // right code, wrong system
+  ])('%s %s is in no category', (system, code) => {
+    expect(table.ofCoding(system, code)).toBeUndefined();
+  });
+
+  test('the chronic-category extension names the category whatever the code', () => {
+    const c = condition('http://example.org/local', 'X1', { extension: [{ url: 'http://continuum-ccm.org/fhir/StructureDefinition/chronic-category', valueCode: 'copd' }] });
+    expect(table.ofCondition(c)).toEqual({ category: 'copd', basis: 'chronic-category extension' });
+  });
+});
+
+describe('eligibility on a date', () => {
+  test('two qualifying conditions in different categories: eligible, with both categories and conditions', () => {
+    const a = diabetes();
+    const b = hypertension();
+    const e = evaluate([a, b]);
+    expect(e.eligible).toBe(true);
+    expect(e.categories).toEqual(['diabetes', 'hypertension']);
+    expect(e.conditions.map((c) => c.reference).sort()).toEqual([`Condition/${a.id as string}`, `Condition/${b.id as string}`].sort());
+    expect(e.reason).toBeUndefined();
+  });
+
+  test('two conditions in one category count once: not eligible, and the reason says so', () => {
+    const e = evaluate([diabetes(), condition(ICD, 'E11.40')]); // diabetic neuropathy: still diabetes
+    expect(e.eligible).toBe(false);
+    expect(e.categories).toEqual(['diabetes']);
+    expect(e.conditions).toHaveLength(2);
+    expect(e.reason).toMatch(/all in one category \(diabetes\)/);
+  });
+
+  test('any coding of the code may match', () => {
+    const c = condition('http://example.org/local', 'X1');
+    c.code?.coding?.push({ system: ICD, code: 'J44.9' });
+    expect(evaluate([c, hypertension()]).eligible).toBe(true);
+  });
+
+  test('a condition in no category does not count, and the reason names it', () => {
+    const pre = condition(SCT, '15777000', { code: { text: 'Prediabetes', coding: [{ system: SCT, code: '15777000' }] } });
+    const e = evaluate([pre, hypertension()]);
+    expect(e.eligible).toBe(false);
+    expect(e.reason).toContain(`Condition/${pre.id as string}: 'Prediabetes' is not in a chronic-condition category`);
+  });
+
+  test('the chronic-category extension makes a condition qualify', () => {
+    const asserted = condition('http://example.org/local', 'X1', { extension: [{ url: 'http://continuum-ccm.org/fhir/StructureDefinition/chronic-category', valueCode: 'epilepsy' }] });
+    expect(evaluate([asserted, hypertension()]).categories).toEqual(['epilepsy', 'hypertension']);
+  });
+
+  describe('each clause, failing', () => {
+    test('subject: a condition of another patient does not count', () => {
+      const e = evaluate([diabetes({ subject: { reference: 'Patient/other' } }), hypertension()]);
+      expect(e.eligible).toBe(false);
+      expect(e.notCounted[0].why).toBe('its subject is not Patient/p1');
+    });
+
+    test.each(['refuted', 'entered-in-error'])('verificationStatus %s does not count', (code) => {
+      const e = evaluate([diabetes(verification(code)), hypertension()]);
+      expect(e.eligible).toBe(false);
+      expect(e.notCounted[0].why).toBe(`it is ${code}`);
+    });
+
+    test.each(['confirmed', 'provisional', 'unconfirmed', 'differential'])('verificationStatus %s still counts', (code) => {
+      expect(evaluate([diabetes(verification(code)), hypertension()]).eligible).toBe(true);
+    });
+
+    test.each(['inactive', 'remission', 'resolved'])('clinicalStatus %s does not count', (code) => {
+      const e = evaluate([diabetes(clinical(code)), hypertension()]);
+      expect(e.eligible).toBe(false);
+      expect(e.notCounted[0].why).toBe(`it is ${code}`);
+    });
+
+    test.each(['recurrence', 'relapse'])('clinicalStatus %s counts', (code) => {
+      expect(evaluate([diabetes(clinical(code)), hypertension()]).eligible).toBe(true);
+    });
+
+    test('no clinicalStatus does not count', () => {
+      expect(evaluate([diabetes({ clinicalStatus: undefined }), hypertension()]).eligible).toBe(false);
+    });
+
+    test('abated before D or on D does not count; abated after D still counts', () => {
+      expect(evaluate([diabetes({ abatementDateTime: '2026-06-01' }), hypertension()]).eligible).toBe(false);
+      expect(evaluate([diabetes({ abatementDateTime: '2026-06-15T08:00:00Z' }), hypertension()]).eligible).toBe(false);
+      expect(evaluate([diabetes({ abatementPeriod: { start: '2025-01-01' } }), hypertension()]).eligible).toBe(false);
+      expect(evaluate([diabetes({ abatementString: 'resolved in childhood' }), hypertension()]).eligible).toBe(false);
+      expect(evaluate([diabetes({ abatementAge: { value: 70, code: 'a', system: 'http://unitsofmeasure.org' } }), hypertension()]).eligible).toBe(false); // born 1950: 2020
+      expect(evaluate([diabetes({ abatementDateTime: '2026-07-01' }), hypertension()]).eligible).toBe(true);
+    });
+
+    test('onset after D does not count; onset on or before D (or a partial date) counts', () => {
+      expect(evaluate([diabetes({ onsetDateTime: '2026-06-16' }), hypertension()]).eligible).toBe(false);
+      expect(evaluate([diabetes({ onsetPeriod: { start: '2027-01-01' } }), hypertension()]).eligible).toBe(false);
+      expect(evaluate([diabetes({ onsetDateTime: '2026-06-15T23:00:00Z' }), hypertension()]).eligible).toBe(true);
+      expect(evaluate([diabetes({ onsetDateTime: '2026' }), hypertension()]).eligible).toBe(true);
+      expect(evaluate([diabetes({ onsetDateTime: '2026-06-14' }), hypertension()]).eligible).toBe(true); // diagnosed yesterday: counts
+    });
+
+    test('a patient who died on or before D is not eligible; one who dies later was', () => {
+      const dead = evaluate([diabetes(), hypertension()], { ...patient, deceasedDateTime: '2026-05-01' });
+      expect(dead.eligible).toBe(false);
+      expect(dead.reason).toContain('The patient died on 2026-05-01.');
+      expect(evaluate([diabetes(), hypertension()], { ...patient, deceasedBoolean: true }).eligible).toBe(false);
+      expect(evaluate([diabetes(), hypertension()], { ...patient, deceasedDateTime: '2026-09-01' }).eligible).toBe(true);
+      expect(evaluate([diabetes(), hypertension()], { ...patient, deceasedBoolean: false }).eligible).toBe(true);
+    });
+  });
+
+  test('no conditions at all: not eligible, with the plain reason', () => {
+    const e = evaluate([]);
+    expect(e).toMatchObject({ eligible: false, categories: [], conditions: [] });
+    expect(e.reason).toBe('The patient has no qualifying chronic condition on 2026-06-15; CCM needs two or more in different categories.');
+  });
+});
