@@ -114,8 +114,8 @@ const PRELUDE = `'use strict';
     patchResource: (type, id, operations) => fhir('PATCH', type + '/' + id, { body: operations, contentType: 'application/json-patch+json' }),
     deleteResource: (type, id) => fhir('DELETE', type + '/' + id),
     executeBatch: (bundle) => fhir('POST', '', { body: bundle }),
-    get: (path, query) => fhir('GET', String(path).replace(/^\/+/, ''), { query }),
-    post: (path, body, query) => fhir('POST', String(path).replace(/^\/+/, ''), { body, query }),
+    get: (path, query) => fhir('GET', String(path).replace(/^\\/+/, ''), { query }),
+    post: (path, body, query) => fhir('POST', String(path).replace(/^\\/+/, ''), { body, query }),
   };
   Object.freeze(client);
 
