@@ -284,9 +284,12 @@ describe('serve', () => {
     children.push(first.child);
     first.child.kill('SIGTERM');
     expect((await first.exited).code).toBe(0);
-    expect(await printed(first, 'Continuum serves')).toContain(
-      ['Bots deployed:', '  odl-alert: created, 1 trigger(s)', '    Subscription/bot-odl-alert-1: created'].join('\n'),
-    );
+    const output = await printed(first, 'Continuum serves');
+    expect(output).toContain('Bots deployed:');
+    expect(output).toContain(['  odl-alert: created, 1 trigger(s)', '    Subscription/bot-odl-alert-1: created'].join('\n'));
+    // Every bot folder of the repository, in name order.
+    const names = [...output.matchAll(/^  ([a-z-]+): created/gm)].map((m) => m[1]);
+    expect(names).toEqual(['ccm-care-plan-review', 'ccm-consent-revocation', 'ccm-eligibility', 'ccm-enrollment-guard', 'odl-alert']);
 
     const second = await startServe(store, { cwd: scratchState.cwd, env: childEnv() });
     children.push(second.child);
