@@ -4,11 +4,17 @@
  * and therefore the references between the resources stay as they were (an export of another store
  * imports as it was). A bad line is reported with its line number and does not stop the others.
  * Each write goes through the FHIR core with the caller's scopes, validation and audit.
+ *
+ * With `Prefer: respond-async` the import runs in the background (src/fhir/async-jobs.ts): 202 with
+ * `Content-Location`, the status URL's `X-Progress` counts lines, and the final answer is the same
+ * OperationOutcome inside a batch-response Bundle. Cancelling stops after the current line; what
+ * was written stays (each line is its own write).
  */
 import type { OperationOutcome, OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 import { badRequest, FhirError } from '../errors';
-import type { FhirRequest, FhirResponse, Handler, RequestContext } from '../fhir/types';
+import type { FhirRequest, FhirResponse, Handler, JobControl, RequestContext } from '../fhir/types';
 import { parseJsonBody } from '../util/json';
+import { breathe } from '../util/breathe';
 
 const MAX_REPORTED = 100;
 
@@ -26,36 +32,58 @@ export function importOperation(dispatch: Dispatch): Handler {
     if (typeof req.body !== 'string') {
       throw badRequest('$import takes an NDJSON body: Content-Type: application/fhir+ndjson, one resource per line');
     }
-    const lines = req.body.split('\n');
-    const issues: OperationOutcomeIssue[] = [];
-    let imported = 0;
-    let failed = 0;
-    for (const [i, text] of lines.entries()) {
-      if (text.trim() === '') {
-        continue;
+    const body = req.body;
+    if (req.preferAsync) {
+      if (!ctx.asyncJobs) {
+        throw badRequest('Asynchronous requests are not enabled on this server');
       }
-      try {
-        const resource = parseJsonBody(Buffer.from(text), ctx.limits.maxJsonDepth) as Resource;
-        if (typeof resource !== 'object' || resource === null || typeof resource.resourceType !== 'string') {
-          throw badRequest('a line must be one FHIR resource (a JSON object with resourceType)');
-        }
-        const write: FhirRequest = resource.id
-          ? { method: 'PUT', path: `${resource.resourceType}/${resource.id}`, query: {}, body: resource, preferReturn: 'minimal' }
-          : { method: 'POST', path: resource.resourceType, query: {}, body: resource, preferReturn: 'minimal' };
-        await dispatch(write, ctx);
-        imported++;
-      } catch (err) {
-        failed++;
-        if (issues.length < MAX_REPORTED) {
-          issues.push({ severity: 'error', code: 'processing', diagnostics: `line ${i + 1}: ${message(err)}`, expression: [`line ${i + 1}`] });
-        }
+      const owner = ctx.access?.principal.clientId ?? 'server';
+      return ctx.asyncJobs.start(owner, `POST ${ctx.baseUrl}/$import`, ctx.baseUrl, (control) => importLines(body, ctx, dispatch, control));
+    }
+    return importLines(body, ctx, dispatch);
+  };
+}
+
+async function importLines(body: string, ctx: RequestContext, dispatch: Dispatch, control?: JobControl): Promise<FhirResponse> {
+  const lines = body.split('\n');
+  const total = lines.filter((l) => l.trim() !== '').length;
+  const issues: OperationOutcomeIssue[] = [];
+  let imported = 0;
+  let failed = 0;
+  for (const [i, text] of lines.entries()) {
+    if (text.trim() === '') {
+      continue;
+    }
+    if (control?.signal.aborted) {
+      break;
+    }
+    if (control) {
+      control.progress(`${imported + failed} of ${total} lines (${failed} failed)`);
+      if ((imported + failed) % 20 === 0) {
+        await breathe();
       }
     }
-    const summary = `Imported ${imported} resource(s); ${failed} line(s) failed${failed > issues.length ? ` (the first ${issues.length} are listed)` : ''}`;
-    const outcome: OperationOutcome = {
-      resourceType: 'OperationOutcome',
-      issue: [{ severity: failed > 0 ? 'warning' : 'information', code: 'informational', diagnostics: summary }, ...issues],
-    };
-    return { status: 200, resource: outcome };
+    try {
+      const resource = parseJsonBody(Buffer.from(text), ctx.limits.maxJsonDepth) as Resource;
+      if (typeof resource !== 'object' || resource === null || typeof resource.resourceType !== 'string') {
+        throw badRequest('a line must be one FHIR resource (a JSON object with resourceType)');
+      }
+      const write: FhirRequest = resource.id
+        ? { method: 'PUT', path: `${resource.resourceType}/${resource.id}`, query: {}, body: resource, preferReturn: 'minimal' }
+        : { method: 'POST', path: resource.resourceType, query: {}, body: resource, preferReturn: 'minimal' };
+      await dispatch(write, ctx);
+      imported++;
+    } catch (err) {
+      failed++;
+      if (issues.length < MAX_REPORTED) {
+        issues.push({ severity: 'error', code: 'processing', diagnostics: `line ${i + 1}: ${message(err)}`, expression: [`line ${i + 1}`] });
+      }
+    }
+  }
+  const summary = `Imported ${imported} resource(s); ${failed} line(s) failed${failed > issues.length ? ` (the first ${issues.length} are listed)` : ''}`;
+  const outcome: OperationOutcome = {
+    resourceType: 'OperationOutcome',
+    issue: [{ severity: failed > 0 ? 'warning' : 'information', code: 'informational', diagnostics: summary }, ...issues],
   };
+  return { status: 200, resource: outcome };
 }

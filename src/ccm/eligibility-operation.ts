@@ -9,6 +9,7 @@ import type { CarePlan, Condition, Parameters, ParametersParameter, Patient } fr
 import { badRequest } from '../errors';
 import { requireId } from '../fhir/common';
 import type { FhirRequest, Handler, RequestContext } from '../fhir/types';
+import { breathe } from '../util/breathe';
 import { PROGRAM_TOKENS } from './codes';
 import { evaluateEligibility, type Eligibility } from './eligibility';
 import { readOrNotFound, searchAll, today } from './records';
@@ -123,6 +124,7 @@ async function evaluateAll(ctx: RequestContext, date: string, progress: (t: stri
     }
     if (i % 25 === 0) {
       progress(`${i} of ${patients.length} patients evaluated`);
+      await breathe();
     }
   }
   return {
