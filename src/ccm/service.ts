@@ -4,6 +4,7 @@
  * and handed to the CCM operations through the request context.
  */
 import type { ConceptMap } from '@medplum/fhirtypes';
+import { DEFAULT_BILLING_POLICY, type BillingPolicy } from './billing';
 import { ChronicCategories } from './categories';
 
 export interface CcmPolicy {
@@ -16,20 +17,26 @@ export interface CcmPolicy {
   requireInitiatingVisit: boolean;
   /** Encounter classes that do not count as a face-to-face visit. Default: virtual (VR). */
   nonFaceToFaceClasses: string[];
+  /** Fee schedule and add-on caps of the billing rules (section 5). */
+  billing: BillingPolicy;
 }
 
 export const DEFAULT_CCM_POLICY: CcmPolicy = {
   initiatingVisitMonths: 12,
   requireInitiatingVisit: true,
   nonFaceToFaceClasses: ['VR'],
+  billing: DEFAULT_BILLING_POLICY,
 };
 
 export class CcmService {
   readonly categories: ChronicCategories;
   readonly policy: CcmPolicy;
+  readonly billing: BillingPolicy;
 
   constructor(conceptMaps: readonly ConceptMap[], policy: Partial<CcmPolicy> = {}) {
     this.categories = new ChronicCategories(conceptMaps);
     this.policy = { ...DEFAULT_CCM_POLICY, ...policy };
+    // A partial fee schedule overrides the defaults code by code.
+    this.billing = { ...DEFAULT_BILLING_POLICY, ...(policy.billing ?? {}), fees: { ...DEFAULT_BILLING_POLICY.fees, ...(policy.billing?.fees ?? {}) } };
   }
 }

@@ -31,6 +31,7 @@ import { patientEligibilityOperation, systemEligibilityOperation } from '../ccm/
 import { enrollmentCheckOperation } from '../ccm/enrollment';
 import { completenessOperation } from '../ccm/completeness';
 import { carePlanDocumentOperation } from '../ccm/document';
+import { patientBillingOperation, systemBillingOperation } from '../ccm/billing-operation';
 import type { AuditRow } from '../store/api';
 import type { FhirRequest, FhirResponse, InteractionRow, PathParams, RequestContext } from './types';
 
@@ -62,6 +63,8 @@ export const INTERACTIONS: readonly InteractionRow[] = [
   { interaction: 'operation', operation: 'async-status', hidden: true, method: 'DELETE', pattern: '$async-status/:id', level: 'system', scope: 'none', handler: asyncCancelOperation },
   { interaction: 'operation', operation: 'ccm-eligibility', definition: CCM_OPERATION('Patient-ccm-eligibility'), method: 'GET', pattern: '$ccm-eligibility', level: 'system', scope: 's', handler: systemEligibilityOperation },
   { interaction: 'operation', operation: 'ccm-eligibility', definition: CCM_OPERATION('Patient-ccm-eligibility'), method: 'POST', pattern: '$ccm-eligibility', level: 'system', scope: 's', handler: systemEligibilityOperation },
+  { interaction: 'operation', operation: 'ccm-billing', definition: CCM_OPERATION('ccm-billing'), method: 'GET', pattern: '$ccm-billing', level: 'system', scope: 's', handler: systemBillingOperation },
+  { interaction: 'operation', operation: 'ccm-billing', definition: CCM_OPERATION('ccm-billing'), method: 'POST', pattern: '$ccm-billing', level: 'system', scope: 's', handler: systemBillingOperation },
   { interaction: 'operation', operation: 'export-file', hidden: true, method: 'GET', pattern: '$export-file/:id/:vid', level: 'system', scope: 'r', handler: exportFile },
   { interaction: 'operation', operation: 'export', definition: BULK_EXPORT_PATIENT, types: ['Patient'], method: 'GET', pattern: ':type/$export', level: 'type', scope: 'r', handler: exportKickoff },
   { interaction: 'operation', operation: 'export', definition: BULK_EXPORT_GROUP, types: ['Group'], method: 'GET', pattern: ':type/:id/$export', level: 'instance', scope: 'r', handler: exportKickoff },
@@ -85,6 +88,8 @@ export const INTERACTIONS: readonly InteractionRow[] = [
   { interaction: 'operation', operation: 'ccm-eligibility', definition: CCM_OPERATION('Patient-ccm-eligibility'), types: ['Patient'], method: 'POST', pattern: ':type/:id/$ccm-eligibility', level: 'instance', scope: 'r', handler: patientEligibilityOperation },
   { interaction: 'operation', operation: 'ccm-care-plan', definition: CCM_OPERATION('Patient-ccm-care-plan'), types: ['Patient'], method: 'GET', pattern: ':type/:id/$ccm-care-plan', level: 'instance', scope: 'r', handler: carePlanDocumentOperation },
   { interaction: 'operation', operation: 'ccm-care-plan', definition: CCM_OPERATION('Patient-ccm-care-plan'), types: ['Patient'], method: 'POST', pattern: ':type/:id/$ccm-care-plan', level: 'instance', scope: 'r', handler: carePlanDocumentOperation },
+  { interaction: 'operation', operation: 'ccm-billing', definition: CCM_OPERATION('ccm-billing'), types: ['Patient'], method: 'GET', pattern: ':type/:id/$ccm-billing', level: 'instance', scope: 'r', handler: patientBillingOperation },
+  { interaction: 'operation', operation: 'ccm-billing', definition: CCM_OPERATION('ccm-billing'), types: ['Patient'], method: 'POST', pattern: ':type/:id/$ccm-billing', level: 'instance', scope: 'r', handler: patientBillingOperation },
   { interaction: 'operation', operation: 'ccm-completeness', definition: CCM_OPERATION('CarePlan-ccm-completeness'), types: ['CarePlan'], method: 'GET', pattern: ':type/:id/$ccm-completeness', level: 'instance', scope: 'r', handler: completenessOperation },
   { interaction: 'operation', operation: 'ccm-completeness', definition: CCM_OPERATION('CarePlan-ccm-completeness'), types: ['CarePlan'], method: 'POST', pattern: ':type/:id/$ccm-completeness', level: 'instance', scope: 'r', handler: completenessOperation },
   { interaction: 'operation', operation: 'everything', definition: PATIENT_EVERYTHING, types: ['Patient'], method: 'GET', pattern: ':type/:id/$everything', level: 'instance', scope: 'r', handler: everythingOperation },

@@ -72,8 +72,12 @@ async function toFhirRequest(req: Request, options: AppOptions): Promise<{ fhirR
   const pretty = query._pretty?.[0] === 'true';
   delete query._format;
   delete query._pretty;
-  // Bulk Data files are NDJSON; everything else is JSON.
-  checkAcceptable(req, format, /^\/?\$export-file\//.test(req.path) ? ['application/fhir+ndjson', 'application/ndjson'] : []);
+  // Bulk Data files are NDJSON; billing reports may be CSV (`_format=csv`); everything else is JSON.
+  const csvReport = /\$ccm-billing\/?$/.test(req.path);
+  checkAcceptable(req, format, /^\/?\$export-file\//.test(req.path) ? ['application/fhir+ndjson', 'application/ndjson'] : csvReport ? ['text/csv', 'csv'] : []);
+  if (csvReport && format !== undefined && /^(text\/)?csv$/i.test(format)) {
+    query._format = ['csv'];
+  }
   let path: string;
   try {
     path = decodeURIComponent(url.pathname).replace(/^\/+|\/+$/g, '');

@@ -23,7 +23,7 @@ export const BODY_TYPES = new Set([
 /** Checks `_format` and `Accept`; throws 406 when neither allows JSON. */
 export function checkAcceptable(req: Request, format: string | undefined, extra: readonly string[] = []): void {
   if (format !== undefined) {
-    if (!JSON_FORMATS.has(format.toLowerCase())) {
+    if (!JSON_FORMATS.has(format.toLowerCase()) && !extra.includes(format.toLowerCase())) {
       throw new FhirError('not-acceptable', `_format '${format}' is not supported; this server speaks application/fhir+json`);
     }
     return;
