@@ -94,7 +94,8 @@ export class ChronicCategories {
   /** A Condition's category: its chronic-category extension, else its code. */
   ofCondition(condition: Condition): Classification | undefined {
     const asserted = condition.extension?.find((e) => e.url === CHRONIC_CATEGORY_EXTENSION)?.valueCode;
-    if (asserted) {
+    // Only a category the table knows: the extension's own binding is not enforced on writes.
+    if (asserted && this.categories.has(asserted)) {
       return { category: asserted, basis: 'chronic-category extension' };
     }
     return this.ofConcept(condition.code);

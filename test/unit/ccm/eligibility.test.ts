@@ -62,6 +62,11 @@ describe('the chronic-category table (profiles/ConceptMap-chronic-category.json)
     expect(table.ofCoding(system, code)).toBeUndefined();
   });
 
+  test('an extension naming no known category is ignored (the code decides)', () => {
+    const c = condition(SCT, '38341003', { extension: [{ url: 'http://continuum-ccm.org/fhir/StructureDefinition/chronic-category', valueCode: 'migraine' }] });
+    expect(table.ofCondition(c)?.category).toBe('hypertension');
+  });
+
   test('the chronic-category extension names the category whatever the code', () => {
     const c = condition('http://example.org/local', 'X1', { extension: [{ url: 'http://continuum-ccm.org/fhir/StructureDefinition/chronic-category', valueCode: 'copd' }] });
     expect(table.ofCondition(c)).toEqual({ category: 'copd', basis: 'chronic-category extension' });
