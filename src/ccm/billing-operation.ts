@@ -68,6 +68,7 @@ export function billingParameters(month: string, results: MonthResult[]): Parame
           ...(l.amount !== undefined ? [{ name: 'amount', valueMoney: money(l.amount) }] : []),
           ...(r.billingPractitioner ? [{ name: 'practitioner', valueReference: { reference: r.billingPractitioner } }] : []),
           ...(r.chosen ? [{ name: 'option', valueCode: r.chosen }] : []),
+          ...r.counted.map((e) => ({ name: 'entry', valueReference: { reference: e } })),
         ],
       });
     }
@@ -77,6 +78,16 @@ export function billingParameters(month: string, results: MonthResult[]): Parame
         part: [patient, { name: 'reason', valueCode: r.skipped.reason }, { name: 'text', valueString: r.skipped.text }, { name: 'minutes', valueInteger: r.loggedMinutes }],
       });
     }
+    parameter.push({
+      name: 'minutes',
+      part: [
+        patient,
+        { name: 'logged', valueInteger: r.loggedMinutes },
+        { name: 'clinicalStaff', valueInteger: r.countedMinutes.staff },
+        { name: 'billingPractitioner', valueInteger: r.countedMinutes.practitioner },
+        ...(r.toNextCode ? [{ name: 'nextCode', valueCoding: { system: CPT, code: r.toNextCode.code } }, { name: 'toNextCode', valueInteger: r.toNextCode.minutes }] : []),
+      ],
+    });
     const chosenAmount = r.lines.reduce((n, l) => n + (l.amount ?? 0), 0);
     for (const o of r.lines.length > 0 ? r.rejected : []) {
       parameter.push({

@@ -151,6 +151,8 @@ export interface MonthResult {
   skipped?: { reason: SkipReason; text: string };
   chosen?: BillingOption['label'];
   rejected: BillingOption[];
+  /** Entries whose minutes the chosen option counts (ChargeItem.supportingInformation). */
+  counted: string[];
   /** Why minutes did not count (entry id -> reason), for the record. */
   notCounted: { entry: string; reason: string; minutes: number }[];
   billingPractitioner?: string;
@@ -232,7 +234,7 @@ function nextStep(minutes: number, base: string, threshold: number, addOn: strin
 export function billMonth(f: MonthFacts, policy: BillingPolicy = DEFAULT_BILLING_POLICY): MonthResult {
   const month = monthBounds(f.month);
   const warnings: string[] = [];
-  const result: MonthResult = { patient: f.patient, month: f.month, loggedMinutes: 0, countedMinutes: { staff: 0, practitioner: 0 }, lines: [], rejected: [], notCounted: [], warnings };
+  const result: MonthResult = { patient: f.patient, month: f.month, loggedMinutes: 0, countedMinutes: { staff: 0, practitioner: 0 }, lines: [], rejected: [], notCounted: [], counted: [], warnings };
   const skip = (reason: SkipReason, text: string): MonthResult => {
     result.lines = [];
     result.skipped = { reason, text };
@@ -251,6 +253,7 @@ export function billMonth(f: MonthFacts, policy: BillingPolicy = DEFAULT_BILLING
 
   let staffMs = 0;
   let practitionerMs = 0;
+  const countedBy: { id: string; kind: PerformerKind }[] = [];
   let loggedMs = 0;
   for (const e of f.entries) {
     const s = ms(e.start, NaN);
@@ -293,6 +296,9 @@ export function billMonth(f: MonthFacts, policy: BillingPolicy = DEFAULT_BILLING
         counted -= lost;
         notCounted('during an inpatient or SNF stay', Math.floor(lost / MINUTE));
       }
+    }
+    if (counted > 0) {
+      countedBy.push({ id: e.id, kind: e.kind });
     }
     if (e.kind === 'billing-practitioner') {
       practitionerMs += Math.max(0, counted);
@@ -361,6 +367,8 @@ export function billMonth(f: MonthFacts, policy: BillingPolicy = DEFAULT_BILLING
   const best = [...billable].sort((a, b) => b.amount - a.amount || b.lines.reduce((n, l) => n + l.units, 0) - a.lines.reduce((n, l) => n + l.units, 0))[0];
   result.lines = best.lines;
   result.chosen = best.label;
+  const practitionerOnly = best.label === 'practitioner-only' || best.label === 'pcm-practitioner';
+  result.counted = countedBy.filter((c) => !practitionerOnly || c.kind === 'billing-practitioner').map((c) => c.id);
   result.rejected = options.filter((o) => o !== best);
   return result;
 }

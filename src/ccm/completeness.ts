@@ -128,7 +128,8 @@ export function completenessParameters(results: ElementResult[]): Parameters {
     parameter.push({
       name: 'element',
       part: [
-        { name: 'code', valueCoding: { system: CCM_SYSTEM, code: r.code, display: r.display } },
+        { name: 'code', valueCode: r.code },
+        { name: 'display', valueString: r.display },
         { name: 'present', valueBoolean: r.present },
         { name: 'required', valueBoolean: r.required },
         { name: 'carriedBy', valueString: r.carriedBy },

@@ -129,7 +129,7 @@ async function evaluateAll(ctx: RequestContext, date: string, progress: (t: stri
   }
   return {
     resourceType: 'Parameters',
-    parameter: [{ name: 'date', valueDate: date }, { name: 'evaluated', valueInteger: patients.length }, { name: 'eligible', valueInteger: eligible }, ...list],
+    parameter: [{ name: 'date', valueDate: date }, { name: 'evaluated', valueInteger: patients.length }, { name: 'eligibleCount', valueInteger: eligible }, ...list],
   };
 }
 

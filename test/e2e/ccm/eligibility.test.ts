@@ -193,7 +193,7 @@ describe('system-level $ccm-eligibility', () => {
     const evaluated = param(p, 'evaluated')[0].valueInteger as number;
     const patients = (await server.request().get('/Patient?_summary=count')).body.total;
     expect(evaluated).toBe(patients);
-    expect(param(p, 'eligible')[0].valueInteger).toBeGreaterThanOrEqual(2);
+    expect(param(p, 'eligibleCount')[0].valueInteger).toBeGreaterThanOrEqual(2);
   });
 
   test('Prefer: respond-async: 202 with Content-Location, then 200 with a batch-response Bundle holding the same answer', async () => {

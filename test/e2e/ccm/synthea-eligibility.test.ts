@@ -77,5 +77,5 @@ afterAll(() => server.close());
   // The system-level operation agrees with the per-patient answers.
   const all = (await server.request().get('/$ccm-eligibility')).body as Parameters;
   expect(all.parameter?.find((x) => x.name === 'evaluated')?.valueInteger).toBe(50);
-  expect(all.parameter?.find((x) => x.name === 'eligible')?.valueInteger).toBe(eligible);
+  expect(all.parameter?.find((x) => x.name === 'eligibleCount')?.valueInteger).toBe(eligible);
 });
