@@ -4,12 +4,13 @@
  * DATABASE_URL is set, else an embedded data directory) and with `--server --token` through a
  * running server's API; and `serve` deploying the repository's bots at start.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Library } from '@medplum/fhirtypes';
 import { freshSchema, usingPostgres } from '../../support/server';
 import { cleanEnv, type CliRun, cliScratch, runCli, type ServeProcess, startServe } from '../../support/process';
+import { projectRoot } from '../../../src/util/root';
 
 jest.setTimeout(120_000);
 
@@ -289,7 +290,11 @@ describe('serve', () => {
     expect(output).toContain(['  odl-alert: created, 1 trigger(s)', '    Subscription/bot-odl-alert-1: created'].join('\n'));
     // Every bot folder of the repository, in name order.
     const names = [...output.matchAll(/^  ([a-z-]+): created/gm)].map((m) => m[1]);
-    expect(names).toEqual(['ccm-care-plan-review', 'ccm-consent-revocation', 'ccm-eligibility', 'ccm-enrollment-guard', 'odl-alert']);
+    const folders = readdirSync(join(projectRoot(), 'bots'))
+      .filter((f) => existsSync(join(projectRoot(), 'bots', f, 'index.ts')))
+      .sort();
+    expect(names).toEqual(folders);
+    expect(names).toEqual(expect.arrayContaining(['ccm-eligibility', 'ccm-enrollment-guard', 'ccm-month-close', 'odl-alert']));
 
     const second = await startServe(store, { cwd: scratchState.cwd, env: childEnv() });
     children.push(second.child);
