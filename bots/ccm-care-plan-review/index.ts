@@ -4,7 +4,7 @@
  * for the plan's care team. The Task's identifier (plan id and review date) makes reruns find it;
  * a new review date (after the review, the plan is updated) gives a new Task next time.
  */
-import type { CarePlan, Task } from '@medplum/fhirtypes';
+import type { Bundle, CarePlan, Task } from '@medplum/fhirtypes';
 import type { BotContext, BotEvent } from '../../src/bots/types';
 
 const CCM = 'http://continuum-ccm.org/fhir/CodeSystem/ccm';
@@ -14,7 +14,16 @@ export const TASK_IDENTIFIER_SYSTEM = 'http://continuum-ccm.org/fhir/NamingSyste
 
 export async function handler(_event: BotEvent, ctx: BotContext): Promise<{ tasks: string[] }> {
   const today = ctx.now().toISOString().slice(0, 10);
-  const plans = await ctx.fhir.searchResources<CarePlan>('CarePlan', { status: 'active', category: PROGRAM_TOKENS, 'review-date': `lt${today}`, _count: 1000 });
+  const plans: CarePlan[] = [];
+  let bundle: Bundle<CarePlan> = await ctx.fhir.search<CarePlan>('CarePlan', { status: 'active', category: PROGRAM_TOKENS, 'review-date': `lt${today}`, _count: 1000 });
+  for (;;) {
+    plans.push(...(bundle.entry ?? []).map((e) => e.resource as CarePlan));
+    const next = bundle.link?.find((l) => l.relation === 'next')?.url;
+    if (!next) {
+      break;
+    }
+    bundle = await ctx.fhir.search<CarePlan>('CarePlan', next.slice(next.indexOf('?') + 1));
+  }
   const tasks: string[] = [];
   for (const plan of plans) {
     const due = plan.extension?.find((e) => e.url === REVIEW_DATE)?.valueDate;

@@ -25,7 +25,7 @@ export function revocationEnd(consents: readonly Consent[], today: string): stri
     return undefined;
   }
   const ended = ccm
-    .filter((c) => c.status !== 'active' && c.status !== 'entered-in-error' && day(c.provision?.period?.end) !== undefined && (day(c.provision?.period?.end) as string) < today)
+    .filter((c) => c.status !== 'entered-in-error' && day(c.provision?.period?.end) !== undefined && (day(c.provision?.period?.end) as string) < today)
     .map((c) => day(c.provision?.period?.end) as string)
     .sort();
   return ended[ended.length - 1];

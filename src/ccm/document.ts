@@ -35,6 +35,22 @@ function section(title: string, code: string, resources: Resource[]): Compositio
   };
 }
 
+/** Literal references (`Type/id`) anywhere in a resource. */
+function literalReferences(value: unknown, out: Set<string>): Set<string> {
+  if (Array.isArray(value)) {
+    value.forEach((v) => literalReferences(v, out));
+  } else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      if (k === 'reference' && typeof v === 'string' && /^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/.test(v)) {
+        out.add(v);
+      } else {
+        literalReferences(v, out);
+      }
+    }
+  }
+  return out;
+}
+
 /** The patient's current CCM plan: an active one (newest), else the newest of any status. */
 async function currentPlan(ctx: RequestContext, patientId: string, planId: string | undefined): Promise<CarePlan> {
   if (planId) {
@@ -99,6 +115,18 @@ export const carePlanDocumentOperation: Handler = async (req, ctx, params) => {
   const included = new Map<string, Resource>();
   for (const r of [patient, plan, ...conditions, ...parts.goals, ...parts.careTeams, ...parts.activities, ...parts.supportingInfo, ...people]) {
     included.set(`${r.resourceType}/${r.id as string}`, r);
+  }
+  // What the included resources reference in turn (an activity's Medication, the clinic a referral
+  // goes to), one level down; other patients are left out.
+  for (const r of [...conditions, ...parts.goals, ...parts.activities, ...parts.supportingInfo]) {
+    for (const reference of literalReferences(r, new Set())) {
+      if (!included.has(reference) && !reference.startsWith('Patient/')) {
+        const found = await readReference<Resource>(ctx, reference);
+        if (found) {
+          included.set(reference, found);
+        }
+      }
+    }
   }
   const entry: BundleEntry[] = [
     { fullUrl: `${ctx.baseUrl}/Composition/${compositionId}`, resource: composition },
