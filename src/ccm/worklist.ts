@@ -1,0 +1,165 @@
+/**
+ * `GET /$ccm-worklist`: the care team's work for the current month (server clock, UTC), most urgent
+ * first. For a user whose fhirUser is a Practitioner (or PractitionerRole) on active CareTeams: the
+ * patients of those care teams; for other user/ and system/ callers: every patient they may see.
+ * Patient-bound callers are refused (the worklist is about many patients).
+ *
+ * Items (`item`, parts kind, patient, text, and what applies of focus, minutes, toNextCode,
+ * nextCode, daysLeft, rank), in this order:
+ * 1. `urgent-task`: open urgent Tasks (priority urgent, asap or stat), oldest first;
+ * 2. `review-due`: active CCM plans whose review date has passed, most overdue first;
+ * 3. `time`: enrolled patients with the month's minutes (from the running totals), the minutes to
+ *    the next code and the days left; those who can still reach a code this month and need the
+ *    fewest minutes per remaining day come first;
+ * 4. `consent-missing`: eligible patients (stored determination) without an active CCM consent or plan;
+ * 5. `not-enrolled`: eligible patients with consent but no active CCM plan.
+ */
+import type { CarePlan, CareTeam, Consent, MeasureReport, Observation, Parameters, ParametersParameter, Task } from '@medplum/fhirtypes';
+import { forbidden } from '../errors';
+import type { Handler, RequestContext } from '../fhir/types';
+import { monthBounds } from './billing';
+import { CCM_SYSTEM, PROGRAM_TOKENS, REVIEW_DATE_EXTENSION, programOf } from './codes';
+import { operationInput } from './eligibility-operation';
+import { searchAll } from './records';
+
+const OPEN = ['requested', 'received', 'accepted', 'ready', 'in-progress', 'on-hold'];
+const MEASURE = 'http://continuum-ccm.org/fhir/Measure/ccm-minutes';
+const CPT = 'http://www.ama-assn.org/go/cpt';
+const LIMIT = 1_000_000;
+
+export interface WorkItem {
+  kind: 'urgent-task' | 'review-due' | 'time' | 'consent-missing' | 'not-enrolled';
+  patient: string;
+  text: string;
+  focus?: string;
+  minutes?: number;
+  toNextCode?: number;
+  nextCode?: string;
+  daysLeft?: number;
+  /** Sort key within the kind (smaller first). */
+  order: number | string;
+}
+
+const KIND_ORDER: WorkItem['kind'][] = ['urgent-task', 'review-due', 'time', 'consent-missing', 'not-enrolled'];
+const subjectId = (ref: string | undefined): string | undefined => (ref?.startsWith('Patient/') ? ref.slice('Patient/'.length) : undefined);
+
+/** The patients of the caller's care teams, or undefined for "every patient the caller may see". */
+async function myPatients(ctx: RequestContext): Promise<Set<string> | undefined> {
+  const principal = ctx.access?.principal;
+  if (principal?.patient) {
+    throw forbidden('$ccm-worklist covers many patients; a patient-bound token cannot use it');
+  }
+  const me = principal?.fhirUser?.replace(/^.*\/((Practitioner|PractitionerRole)\/[^/]+)$/, '$1');
+  if (!me || !/^(Practitioner|PractitionerRole)\//.test(me)) {
+    return undefined;
+  }
+  const teams = await searchAll<CareTeam>(ctx, 'CareTeam', { participant: me, status: 'active' }, LIMIT);
+  return new Set(teams.map((t) => subjectId(t.subject?.reference)).filter((x): x is string => x !== undefined));
+}
+
+export async function worklist(ctx: RequestContext): Promise<WorkItem[]> {
+  const mine = await myPatients(ctx);
+  const now = ctx.now();
+  const today = now.toISOString().slice(0, 10);
+  const month = today.slice(0, 7);
+  const bounds = monthBounds(month);
+  const daysLeft = Math.max(0, Math.ceil((bounds.end - now.getTime()) / 86_400_000));
+  const include = (patient: string | undefined): patient is string => patient !== undefined && (!mine || mine.has(patient));
+  const items: WorkItem[] = [];
+
+  const plans = (await searchAll<CarePlan>(ctx, 'CarePlan', { status: 'active', category: PROGRAM_TOKENS }, LIMIT)).filter((p) => include(subjectId(p.subject?.reference)));
+  const enrolled = new Map(plans.map((p) => [subjectId(p.subject?.reference) as string, p]));
+
+  for (const t of await searchAll<Task>(ctx, 'Task', { priority: 'urgent,asap,stat', status: OPEN.join(',') }, LIMIT)) {
+    const patient = subjectId(t.for?.reference);
+    if (include(patient)) {
+      items.push({ kind: 'urgent-task', patient, focus: `Task/${t.id as string}`, text: t.description ?? t.code?.text ?? t.code?.coding?.[0]?.display ?? 'Urgent task', order: t.authoredOn ?? t.meta?.lastUpdated ?? '' });
+    }
+  }
+
+  for (const p of plans) {
+    const due = p.extension?.find((e) => e.url === REVIEW_DATE_EXTENSION)?.valueDate;
+    if (due && due <= today) {
+      items.push({ kind: 'review-due', patient: subjectId(p.subject?.reference) as string, focus: `CarePlan/${p.id as string}`, text: `Care plan review was due on ${due}.`, order: due });
+    }
+  }
+
+  const totals = new Map<string, MeasureReport>();
+  for (const r of await searchAll<MeasureReport>(ctx, 'MeasureReport', { measure: MEASURE, period: [`ge${bounds.first}`, `le${bounds.last}`] }, LIMIT)) {
+    const patient = subjectId(r.subject?.reference);
+    if (patient && r.period?.start === bounds.first) {
+      totals.set(patient, r);
+    }
+  }
+  for (const [patient, plan] of enrolled) {
+    const r = totals.get(patient);
+    const score = (code: string): number | undefined => r?.group?.find((g) => g.code?.coding?.[0]?.code === code)?.measureScore?.value;
+    const minutes = score('counted-minutes') ?? 0;
+    const nextGroup = r?.group?.find((g) => g.code?.coding?.[0]?.code === 'minutes-to-next-code');
+    const toNext = r ? score('minutes-to-next-code') : programOf(plan.category) === 'pcm' ? 30 : 20;
+    const nextCode = r ? nextGroup?.code?.coding?.find((c) => c.system === CPT)?.code : programOf(plan.category) === 'pcm' ? '99426' : '99490';
+    const text =
+      toNext !== undefined && nextCode
+        ? `${minutes} minutes logged, ${toNext} to the next code (${nextCode}), ${daysLeft} day${daysLeft === 1 ? '' : 's'} left.`
+        : `${minutes} minutes logged; every code of the month is earned.`;
+    // Needing few minutes per remaining day means the code is within reach: do that work first.
+    const perDay = toNext === undefined ? Infinity : toNext / Math.max(1, daysLeft);
+    items.push({ kind: 'time', patient, focus: `CarePlan/${plan.id as string}`, minutes, toNextCode: toNext, nextCode, daysLeft, text, order: perDay });
+  }
+
+  const eligible = (await searchAll<Observation>(ctx, 'Observation', { code: `${CCM_SYSTEM}|ccm-eligibility`, 'value-concept': `${CCM_SYSTEM}|eligible` }, LIMIT))
+    .map((o) => subjectId(o.subject?.reference))
+    .filter(include)
+    .filter((p) => !enrolled.has(p));
+  if (eligible.length > 0) {
+    const consented = new Set(
+      (await searchAll<Consent>(ctx, 'Consent', { status: 'active', scope: 'http://terminology.hl7.org/CodeSystem/consentscope|treatment' }, LIMIT))
+        .filter((c) => programOf(c.category) !== undefined && (!c.provision?.period?.end || c.provision.period.end.slice(0, 10) >= today))
+        .map((c) => subjectId(c.patient?.reference)),
+    );
+    for (const patient of eligible.sort()) {
+      items.push(
+        consented.has(patient)
+          ? { kind: 'not-enrolled', patient, text: 'Eligible and consented, but no active CCM care plan.', order: patient }
+          : { kind: 'consent-missing', patient, text: 'Eligible for CCM; no CCM consent is on record.', order: patient },
+      );
+    }
+  }
+
+  return items.sort((a, b) => KIND_ORDER.indexOf(a.kind) - KIND_ORDER.indexOf(b.kind) || (a.order < b.order ? -1 : a.order > b.order ? 1 : a.patient.localeCompare(b.patient)));
+}
+
+export function worklistParameters(items: WorkItem[], month: string): Parameters {
+  const parameter: ParametersParameter[] = [{ name: 'month', valueString: month }];
+  items.forEach((item, i) => {
+    const part: ParametersParameter[] = [
+      { name: 'rank', valueInteger: i + 1 },
+      { name: 'kind', valueCode: item.kind },
+      { name: 'patient', valueReference: { reference: `Patient/${item.patient}` } },
+      { name: 'text', valueString: item.text },
+    ];
+    if (item.focus) {
+      part.push({ name: 'focus', valueReference: { reference: item.focus } });
+    }
+    if (item.minutes !== undefined) {
+      part.push({ name: 'minutes', valueInteger: item.minutes });
+    }
+    if (item.toNextCode !== undefined) {
+      part.push({ name: 'toNextCode', valueInteger: item.toNextCode });
+    }
+    if (item.nextCode) {
+      part.push({ name: 'nextCode', valueCoding: { system: CPT, code: item.nextCode } });
+    }
+    if (item.daysLeft !== undefined) {
+      part.push({ name: 'daysLeft', valueInteger: item.daysLeft });
+    }
+    parameter.push({ name: 'item', part });
+  });
+  return { resourceType: 'Parameters', parameter };
+}
+
+export const worklistOperation: Handler = async (req, ctx) => {
+  operationInput(req, []);
+  const items = await worklist(ctx);
+  return { status: 200, resource: worklistParameters(items, ctx.now().toISOString().slice(0, 7)) };
+};
