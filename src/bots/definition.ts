@@ -15,6 +15,7 @@ import type { Extension, Library, Subscription } from '@medplum/fhirtypes';
 import { createHash } from 'node:crypto';
 import { parseCron, type CronSchedule } from './cron';
 import { bundleSources } from './compile';
+import { parseScopes } from '../auth/scopes';
 
 const BASE = 'http://continuum-ccm.org/fhir/StructureDefinition/';
 
@@ -157,6 +158,13 @@ export function botFromLibrary(library: Library): BotDefinition {
       throw new DefinitionError(`bot ${name}: ${(err as Error).message}`);
     }
   }
+  const scope = str(exts, BOT_EXT.scope) ?? '';
+  const unknownScopes = parseScopes(scope).unknown;
+  if (unknownScopes.length > 0) {
+    throw new DefinitionError(
+      `bot ${name}: scope '${unknownScopes.join(' ')}' is not a SMART scope this server understands (resource scopes look like system/Patient.rs, their letters in the order c r u d s)`,
+    );
+  }
   const grants = ext(exts, BOT_EXT.grant).map((e) => e.valueString ?? '');
   const env: string[] = [];
   const fs: string[] = [];
@@ -188,7 +196,7 @@ export function botFromLibrary(library: Library): BotDefinition {
     active: library.status === 'active',
     code,
     hash: createHash('sha256').update(code).digest('hex'),
-    scope: str(exts, BOT_EXT.scope) ?? '',
+    scope,
     schedule,
     timeoutMs: int(exts, BOT_EXT.timeout, 10, 600_000, DEFAULTS.timeoutMs),
     memoryMb: int(exts, BOT_EXT.memory, 16, 4096, DEFAULTS.memoryMb),

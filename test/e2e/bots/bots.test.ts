@@ -161,6 +161,12 @@ describe('$execute', () => {
     }
   });
 
+  test('a scope the server cannot parse is refused at write time (422 naming it)', async () => {
+    const res = await server.request().put('/Library/badscope').send(botLibrary('badscope', 'export async function handler() {}', 'system/CarePlan.rsu system/Task.rs'));
+    expect(res.status).toBe(422);
+    expect(JSON.stringify(res.body)).toContain("scope 'system/CarePlan.rsu' is not a SMART scope");
+  });
+
   test('an unknown grant is refused with 422', async () => {
     const res = await server.request().put('/Library/badgrant').send(botLibrary('badgrant', 'export async function handler() {}', 'system/*.rs', [{ url: BOT_EXT.grant, valueString: 'everything' }]));
     expect(res.status).toBe(422);

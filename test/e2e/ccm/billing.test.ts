@@ -21,7 +21,7 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-async function create<T extends Resource>(resource: T): Promise<T> {
+async function create<T extends Resource>(resource: T): Promise<T & { id?: string }> {
   const res = await server.request().post(`/${resource.resourceType}`).set('Content-Type', FHIR_JSON).send(resource);
   expect(res.status).toBe(201);
   return res.body as T;

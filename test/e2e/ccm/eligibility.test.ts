@@ -10,7 +10,7 @@ import { FHIR_JSON, startTestServer, type TestServer } from '../../support/serve
 const CCM = 'http://continuum-ccm.org/fhir/CodeSystem/ccm';
 const SCT = 'http://snomed.info/sct';
 const BOTS = join(__dirname, '../../../bots');
-let clock = new Date('2026-06-15T12:00:00Z');
+const clock = new Date('2026-06-15T12:00:00Z');
 let server: TestServer;
 
 beforeAll(async () => {

@@ -11,7 +11,7 @@ const clock = new Date('2026-03-23T00:00:00Z'); // 9 days left in March
 let server: TestServer;
 const ids: Record<string, string> = {};
 
-async function create<T extends Resource>(resource: T): Promise<T> {
+async function create<T extends Resource>(resource: T): Promise<T & { id?: string }> {
   const res = await server.request().post(`/${resource.resourceType}`).set('Content-Type', FHIR_JSON).send(resource);
   expect(res.status).toBe(201);
   return res.body as T;
