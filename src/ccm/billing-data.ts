@@ -14,6 +14,7 @@ import type { CcmService } from './service';
 export const CPT = 'http://www.ama-assn.org/go/cpt';
 const HCPCS = ['https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets', 'http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets'];
 const KINDS: readonly string[] = ['clinical-staff', 'billing-practitioner', 'non-clinical-staff'];
+const LIMIT = 10_000_000;
 
 /** The time entry a Task records, if it is one (code ccm|time-entry, completed). */
 export function timeEntryOf(task: Task): (TimeEntry & { patient: string }) | undefined {
@@ -41,14 +42,19 @@ export async function entriesOfMonth(ctx: RequestContext, month: string, patient
     ctx,
     'Task',
     { code: `${CCM_SYSTEM}|time-entry`, status: 'completed', period: [`ge${b.first}`, `le${b.last}`], ...(patientId ? { patient: `Patient/${patientId}` } : {}) },
-    5_000_000,
+    LIMIT,
   );
   const out = new Map<string, TimeEntry[]>();
   for (const t of tasks) {
     const e = timeEntryOf(t);
     if (e) {
       const { patient, ...entry } = e;
-      out.set(patient, [...(out.get(patient) ?? []), entry]);
+      const list = out.get(patient);
+      if (list) {
+        list.push(entry);
+      } else {
+        out.set(patient, [entry]);
+      }
     }
   }
   return out;
@@ -82,32 +88,106 @@ function isInpatient(e: Encounter): boolean {
   return /skilled nursing|\bsnf\b/.test(text);
 }
 
-/** The facts of one patient-month. */
-export async function monthFacts(ctx: RequestContext, ccm: CcmService, patientId: string, month: string, entries: TimeEntry[]): Promise<MonthFacts> {
+const byRef = <T>(items: T[], ref: (t: T) => string | undefined): Map<string, T[]> => {
+  const out = new Map<string, T[]>();
+  for (const item of items) {
+    const id = ref(item)?.replace(/^Patient\//, '');
+    if (id) {
+      const list = out.get(id);
+      if (list) {
+        list.push(item);
+      } else {
+        out.set(id, [item]);
+      }
+    }
+  }
+  return out;
+};
+
+/**
+ * The facts of the patient-months of `month`: of one patient (`only`), or of every patient with a
+ * time entry in the month. For one patient each search is narrowed to them; for all, each kind of
+ * resource is read in one search and grouped, so a month close costs a handful of searches rather
+ * than several per patient.
+ */
+export async function loadMonth(ctx: RequestContext, ccm: CcmService, month: string, only?: string): Promise<MonthFacts[]> {
+  const b = monthBounds(month);
+  const entries = await entriesOfMonth(ctx, month, only);
+  const ids = only ? [only] : [...entries.keys()].sort();
+  if (ids.length === 0) {
+    return [];
+  }
+  const one = (param: string): Record<string, string> => (only ? { [param]: `Patient/${only}` } : {});
+  const plans = byRef(await searchAll<CarePlan>(ctx, 'CarePlan', { ...one('subject'), category: PROGRAM_TOKENS }, LIMIT), (p) => p.subject?.reference);
+  const consents = byRef(await searchAll<Consent>(ctx, 'Consent', { ...one('patient'), scope: 'http://terminology.hl7.org/CodeSystem/consentscope|treatment' }, LIMIT), (c) => c.patient?.reference);
+  const encounters = byRef(await searchAll<Encounter>(ctx, 'Encounter', { ...one('subject'), date: [`ge${b.first}`, `le${b.last}`] }, LIMIT), (e) => e.subject?.reference);
+  const chargeItems = byRef(await searchAll<ChargeItem>(ctx, 'ChargeItem', { ...one('subject'), occurrence: [`ge${b.first}`, `le${b.last}`] }, LIMIT), (c) => c.subject?.reference);
+  // A claim for a month's services is made during or after that month.
+  const claims = byRef(await searchAll<Claim>(ctx, 'Claim', { ...one('patient'), created: `ge${b.first}` }, LIMIT), (c) => c.patient?.reference);
+  const conditions = byRef(await searchAll<Condition>(ctx, 'Condition', { ...one('subject'), 'clinical-status': 'active,recurrence,relapse' }, LIMIT), (c) => c.subject?.reference);
+  const patients = new Map<string, Patient>();
+  if (only) {
+    const p = await readReference<Patient>(ctx, `Patient/${only}`);
+    if (p) {
+      patients.set(only, p);
+    }
+  } else {
+    for (let i = 0; i < ids.length; i += 200) {
+      for (const p of await searchAll<Patient>(ctx, 'Patient', { _id: ids.slice(i, i + 200).join(',') }, LIMIT)) {
+        patients.set(p.id as string, p);
+      }
+    }
+  }
+  return ids.map((id) =>
+    monthFactsOf(ccm, id, month, entries.get(id) ?? [], {
+      plans: plans.get(id) ?? [],
+      consents: consents.get(id) ?? [],
+      encounters: encounters.get(id) ?? [],
+      chargeItems: chargeItems.get(id) ?? [],
+      claims: claims.get(id) ?? [],
+      conditions: conditions.get(id) ?? [],
+      patient: patients.get(id),
+    }),
+  );
+}
+
+
+interface Records {
+  plans: CarePlan[];
+  consents: Consent[];
+  encounters: Encounter[];
+  chargeItems: ChargeItem[];
+  claims: Claim[];
+  conditions: Condition[];
+  patient?: Patient;
+}
+
+/** The facts of one patient-month from the patient's records. */
+function monthFactsOf(ccm: CcmService, patientId: string, month: string, entries: TimeEntry[], r: Records): MonthFacts {
   const b = monthBounds(month);
   const subject = `Patient/${patientId}`;
-  const plans: PlanFacts[] = (await searchAll<CarePlan>(ctx, 'CarePlan', { subject, category: PROGRAM_TOKENS })).map((p) => ({
+  const plans: PlanFacts[] = r.plans.map((p) => ({
     id: p.id as string,
     program: programOf(p.category) ?? 'ccm',
     status: p.status,
     author: p.author?.reference,
     period: p.period,
   }));
-  const consents = (await searchAll<Consent>(ctx, 'Consent', { patient: subject }))
+  const consents = r.consents
     .filter((c) => programOf(c.category) !== undefined && c.scope?.coding?.some((x) => x.code === 'treatment'))
     .filter((c) => (c.status === 'active' || (c.status === 'inactive' && c.provision?.period?.end)) && overlaps(c.provision?.period, b))
     .map((c) => ({ start: c.provision?.period?.start ?? c.dateTime, end: c.provision?.period?.end }));
-  const inpatient = (await searchAll<Encounter>(ctx, 'Encounter', { subject, date: [`le${b.last}`] }))
+  const inpatient = r.encounters
     .filter((e) => isInpatient(e) && e.status !== 'cancelled' && e.status !== 'entered-in-error' && overlaps(e.period, b))
     .map((e) => ({ start: e.period?.start, end: e.period?.end }));
   const services: ServiceFact[] = [];
-  for (const item of await searchAll<ChargeItem>(ctx, 'ChargeItem', { subject })) {
+  for (const item of r.chargeItems) {
     const period = item.occurrencePeriod ?? (item.occurrenceDateTime ? { start: item.occurrenceDateTime, end: item.occurrenceDateTime } : undefined);
     if (item.status !== 'entered-in-error' && overlaps(period, b)) {
       codesOf(item.code).forEach((code) => services.push({ code, performer: item.performer?.[0]?.actor?.reference ?? item.enterer?.reference, source: `ChargeItem/${item.id as string}` }));
     }
   }
-  for (const claim of await searchAll<Claim>(ctx, 'Claim', { patient: subject })) {
+  for (const claim of r.claims) {
     if (claim.status === 'entered-in-error' || claim.status === 'cancelled') {
       continue;
     }
@@ -118,12 +198,10 @@ export async function monthFacts(ctx: RequestContext, ccm: CcmService, patientId
       }
     }
   }
-  let eligible: boolean | null = null;
+  let eligible: boolean | null;
   let eligibilityReason: string | undefined;
-  const patient = await readReference<Patient>(ctx, subject);
-  if (patient) {
-    const conditions = await searchAll<Condition>(ctx, 'Condition', { subject });
-    const e = evaluateEligibility(patient, conditions, eligibilityDay(patient, b), ccm.categories);
+  if (r.patient) {
+    const e = evaluateEligibility(r.patient, r.conditions, eligibilityDay(r.patient, b), ccm.categories);
     const pcmOnly = plans.length > 0 && plans.every((p) => p.program === 'pcm');
     eligible = pcmOnly ? e.deceased === undefined && e.categories.length >= 1 : e.eligible;
     eligibilityReason = e.reason;

@@ -14,7 +14,7 @@ import { requireId } from '../fhir/common';
 import type { FhirRequest, FhirResponse, Handler, RequestContext } from '../fhir/types';
 import { breathe } from '../util/breathe';
 import { billMonth, type MonthResult } from './billing';
-import { CPT, entriesOfMonth, monthFacts } from './billing-data';
+import { CPT, loadMonth } from './billing-data';
 import { ccmOf, operationInput } from './eligibility-operation';
 import { readOrNotFound } from './records';
 
@@ -32,17 +32,16 @@ function monthInput(req: FhirRequest): string {
   return month;
 }
 
-/** Bills every patient-month in `patients` (id -> entries). */
-export async function billPatients(ctx: RequestContext, month: string, patientIds: string[], progress: (t: string) => void = () => undefined): Promise<MonthResult[]> {
+/** Bills the month: of one patient, or of every patient with time logged in it. */
+export async function billPatients(ctx: RequestContext, month: string, only?: string, progress: (t: string) => void = () => undefined): Promise<MonthResult[]> {
   const ccm = ccmOf(ctx);
-  const entries = await entriesOfMonth(ctx, month, patientIds.length === 1 ? patientIds[0] : undefined);
-  const ids = patientIds.length > 0 ? patientIds : [...entries.keys()].sort();
+  progress('reading the month');
+  const facts = await loadMonth(ctx, ccm, month, only);
   const results: MonthResult[] = [];
-  for (let i = 0; i < ids.length; i++) {
-    const id = ids[i];
-    results.push(billMonth(await monthFacts(ctx, ccm, id, month, entries.get(id) ?? []), ccm.billing));
-    if (i % 50 === 0) {
-      progress(`${i} of ${ids.length} patients billed`);
+  for (let i = 0; i < facts.length; i++) {
+    results.push(billMonth(facts[i], ccm.billing));
+    if (i % 500 === 499) {
+      progress(`${i + 1} of ${facts.length} patients billed`);
       await breathe();
     }
   }
@@ -141,15 +140,15 @@ export const systemBillingOperation: Handler = async (req, ctx) => {
     }
     return ctx.asyncJobs.start(ctx.access?.principal.clientId ?? 'server', `${req.method} ${ctx.baseUrl}/$ccm-billing?month=${month}`, ctx.baseUrl, async (control) => ({
       status: 200,
-      resource: billingParameters(month, await billPatients(ctx, month, [], control.progress)),
+      resource: billingParameters(month, await billPatients(ctx, month, undefined, control.progress)),
     }));
   }
-  return answer(req, month, await billPatients(ctx, month, []));
+  return answer(req, month, await billPatients(ctx, month));
 };
 
 export const patientBillingOperation: Handler = async (req, ctx, params) => {
   const id = requireId(params.id);
   const month = monthInput(req);
   await readOrNotFound(ctx, 'Patient', id);
-  return answer(req, month, await billPatients(ctx, month, [id]));
+  return answer(req, month, await billPatients(ctx, month, id));
 };
