@@ -15,6 +15,7 @@ import { loadConformanceDirs, splitCanonical, type ConformanceStore } from './co
 import { checkProfile } from './profile-check';
 import { prepareProfile, type Prepared } from './profile-prepare';
 import { Terminology } from './terminology';
+import { checkExtensions, extensionRules } from './extensions';
 
 export interface ProfileValidator {
   /** Issues for every known profile the resource claims (empty when valid or none are known). */
@@ -78,6 +79,8 @@ export function createProfileValidator(options: ProfileValidatorOptions = { prof
   });
 
   const cache = new Map<string, CacheEntry>();
+  // Extensions defined in the profile folders are checked wherever they appear.
+  const extensions = extensionRules(store.all('StructureDefinition'));
 
   async function resolve(canonical: string): Promise<Prepared | undefined> {
     const { url, version } = splitCanonical(canonical);
@@ -150,10 +153,10 @@ export function createProfileValidator(options: ProfileValidatorOptions = { prof
       terminology.clear();
     },
     async validate(resource: Resource): Promise<OperationOutcomeIssue[]> {
+      const issues: OperationOutcomeIssue[] = await checkExtensions(resource, resource.resourceType, extensions, terminology);
       if (!resource?.meta?.profile?.length && !(resource as { contained?: unknown[] })?.contained?.length) {
-        return [];
+        return issues;
       }
-      const issues: OperationOutcomeIssue[] = [];
       await validateAt(resource, resource.resourceType, issues);
       return dedupe(issues).slice(0, MAX_ISSUES);
     },
