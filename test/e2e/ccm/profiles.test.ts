@@ -99,13 +99,6 @@ describe('the CCM examples (fixtures/ccm/examples.json) against the server', () 
     '%s is refused (%s)',
     async (_file, _rule, example) => refused(example),
   );
-
-  // Rules the server cannot check yet (see fixtures/ccm/README.md). These pass while the rule is
-  // unchecked; once the server checks it, jest reports them: drop `checked: false` from the manifest.
-  const unchecked = invalid.filter((e) => e.checked === false);
-  test.failing.each(unchecked.map((e) => [e.file, e] as const))('%s is refused (not checked by the server yet)', async (_file, example) =>
-    refused(example),
-  );
 });
 
 describe('the CCM SearchParameters', () => {
