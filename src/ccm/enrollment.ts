@@ -11,7 +11,8 @@
  * 3. an initiating visit when one is required: unless the billing practitioner (the plan's author)
  *    saw the patient face to face (a finished Encounter they took part in) in the 12 months before D
  *    (policy), CCM cannot start;
- * 4. no other practitioner holds an active CCM CarePlan for the patient in D's month.
+ * 4. no other practitioner holds (or held, for a plan ended in that month) a CCM CarePlan for the
+ *    patient in D's month.
  */
 import type { CarePlan, Consent, Encounter, OperationOutcome, OperationOutcomeIssue, Patient, Condition } from '@medplum/fhirtypes';
 import { badRequest } from '../errors';
@@ -116,12 +117,20 @@ export async function unmetRequirements(ctx: RequestContext, plan: CarePlan, d: 
       }
     }
     const month = monthBounds(d);
-    const others = await searchAll<CarePlan>(ctx, 'CarePlan', { subject: patientRef, status: 'active', category: PROGRAM_TOKENS });
-    const held = others.find((p) => p.id !== plan.id && p.author?.reference && p.author.reference !== author && overlaps(p.period, month.start, month.end));
+    // Plans of other practitioners in force at any time of the month: active ones, and ones that
+    // ended in it (an ended plan without period.end ended when it was last written).
+    const others = await searchAll<CarePlan>(ctx, 'CarePlan', { subject: patientRef, status: 'active,completed,revoked', category: PROGRAM_TOKENS });
+    const held = others.find((p) => {
+      if (p.id === plan.id || !p.author?.reference || p.author.reference === author) {
+        return false;
+      }
+      const period = p.status === 'active' || p.period?.end ? p.period : { ...p.period, end: p.meta?.lastUpdated };
+      return overlaps(period, month.start, month.end);
+    });
     if (held) {
       unmet.push({
         key: 'one-practitioner',
-        text: `${held.author?.reference as string} already holds an active CCM care plan (CarePlan/${held.id as string}) for the patient in ${month.label}; only one practitioner may furnish and bill CCM in a calendar month.`,
+        text: `${held.author?.reference as string} ${held.status === 'active' ? 'already holds an active' : `held a (now ${held.status})`} CCM care plan (CarePlan/${held.id as string}) for the patient in ${month.label}; only one practitioner may furnish and bill CCM in a calendar month.`,
         expression: 'CarePlan.author',
       });
     }

@@ -124,6 +124,28 @@ describe('the enrollment guard', () => {
       expect((await postPlan(who.plan({ author: { reference: other } }, 'complex-ccm'))).status).toBe(201);
     });
 
+    test('one-practitioner: a plan another practitioner ended earlier this month still holds the month; one ended last month does not', async () => {
+      const who = await enrollablePatient(server, { family: 'Handover' });
+      const other = ref(await create(server, practitioner('Previous')));
+      await create(server, visit(who.patient, other, '2026-02-02'));
+      const earlier = await postPlan(who.plan({ author: { reference: other } }));
+      expect(earlier.status).toBe(201);
+      const ended = await server
+        .request()
+        .put(`/CarePlan/${earlier.plan.id as string}`)
+        .set('Content-Type', 'application/fhir+json')
+        .send({ ...earlier.plan, status: 'completed', period: { start: '2026-01-01', end: '2026-03-05' } });
+      expect(ended.status).toBe(200);
+      const outcome = await expectRefused(who, who.plan(), ['one-practitioner']);
+      expect(requirementText(outcome, 'one-practitioner')).toContain(`${other} held a (now completed) CCM care plan`);
+      await server
+        .request()
+        .put(`/CarePlan/${earlier.plan.id as string}`)
+        .set('Content-Type', 'application/fhir+json')
+        .send({ ...ended.body, period: { start: '2026-01-01', end: '2026-02-28' } });
+      expect((await postPlan(who.plan())).status).toBe(201);
+    });
+
     test('billing-practitioner: a plan without an author names nobody to check', async () => {
       const who = await enrollablePatient(server, { family: 'Noauthor' });
       const outcome = await expectRefused(who, who.plan({ author: undefined }), ['billing-practitioner']);
