@@ -147,10 +147,15 @@ export function route(method: FhirRequest['method'], path: string): Match {
   const segments = path === '' ? [] : path.split('/');
   const lookup = method === 'HEAD' ? 'GET' : method;
   let pathMatched = false;
+  let otherType: { row: InteractionRow; type: string } | undefined;
   for (const row of INTERACTIONS) {
     const params = matchRow(row, segments);
-    // An operation defined for some types only (`Patient/{id}/$everything`) is unknown on others.
-    if (!params || (row.types && params.type && !row.types.includes(params.type))) {
+    if (!params) {
+      continue;
+    }
+    // An operation defined for some types only (`Patient/{id}/$everything`) does not apply to others.
+    if (row.types && params.type && !row.types.includes(params.type)) {
+      otherType ??= { row, type: params.type };
       continue;
     }
     pathMatched = true;
@@ -158,7 +163,10 @@ export function route(method: FhirRequest['method'], path: string): Match {
       return { row, params };
     }
   }
-  if (pathMatched) {
+  if (!pathMatched && otherType && isResourceType(otherType.type)) {
+    throw new FhirError('invalid', `$${otherType.row.operation as string} is defined for ${(otherType.row.types as string[]).join(', ')}, not ${otherType.type}`);
+  }
+  if (pathMatched || otherType) {
     if (/^[A-Z]/.test(segments[0] ?? '') && !isResourceType(segments[0])) {
       throw new FhirError('not-found', operationOutcome('error', 'not-supported', `Unknown resource type '${segments[0]}'`));
     }

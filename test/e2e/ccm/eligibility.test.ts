@@ -91,11 +91,11 @@ describe('Patient/{id}/$ccm-eligibility', () => {
     expect(JSON.stringify(res.body)).toContain(text);
   });
 
-  test('an unknown patient is a 404; the operation on another type is unknown', async () => {
+  test('an unknown patient is a 404; the operation on another type is a 400', async () => {
     expect((await server.request().get('/Patient/nobody/$ccm-eligibility')).status).toBe(404);
     const res = await server.request().get(`/Observation/x/$ccm-eligibility`);
-    expect(res.status).toBe(404);
-    expect(JSON.stringify(res.body)).toContain("Unknown operation '$ccm-eligibility'");
+    expect(res.status).toBe(400);
+    expect(JSON.stringify(res.body)).toContain('$ccm-eligibility is defined for Patient, not Observation');
   });
 
   test("a patient-bound token sees its own patient's eligibility, not another's", async () => {
