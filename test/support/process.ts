@@ -90,7 +90,7 @@ export async function devToken(base: string, secret: string): Promise<string> {
 
 /**
  * `continuum serve --port <free port> ...args`, resolved once GET /metadata answers 200 (at most
- * 60 s). Fails with the child's output if it exits or does not answer.
+ * 120 s: the server deploys every bot of the repository at start, slow on a busy machine). Fails with the child's output if it exits or does not answer.
  */
 export async function startServe(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; label?: string; port?: number } = {}): Promise<ServeProcess> {
   const port = options.port ?? (await freePort());
@@ -107,7 +107,7 @@ export async function startServe(args: string[], options: { cwd?: string; env?: 
   );
   const label = options.label ? `${options.label}: ` : '';
   const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + 120_000;
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`${label}continuum serve exited before it answered:\n${out}`);
@@ -128,7 +128,7 @@ export async function startServe(args: string[], options: { cwd?: string; env?: 
     }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`${label}continuum serve did not answer GET /metadata within 60 s:\n${out}`);
+      throw new Error(`${label}continuum serve did not answer GET /metadata within 120 s:\n${out}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }

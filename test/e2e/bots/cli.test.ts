@@ -12,7 +12,7 @@ import { freshSchema, usingPostgres } from '../../support/server';
 import { cleanEnv, type CliRun, cliScratch, runCli, type ServeProcess, startServe } from '../../support/process';
 import { projectRoot } from '../../../src/util/root';
 
-jest.setTimeout(120_000);
+jest.setTimeout(300_000);
 
 /** Children run in a scratch folder so that a stray default ./data never lands in the project. */
 const scratchState = cliScratch('continuum-bots-cli-');
