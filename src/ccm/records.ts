@@ -6,7 +6,8 @@ import type { Resource } from '@medplum/fhirtypes';
 import { FhirError } from '../errors';
 import type { RequestContext } from '../fhir/types';
 
-const PAGE = 500;
+/** Rows per store query: large pages, because a month close reads every time entry of a month. */
+const PAGE = 5000;
 
 /** Every current resource of `type` matching `query` (FHIR search parameters), in id order, up to `limit`. */
 export async function searchAll<T extends Resource>(ctx: RequestContext, type: T['resourceType'], query: Record<string, string | string[]>, limit = 20_000): Promise<T[]> {
