@@ -10,7 +10,8 @@
  * child process), server RSS after many creates, search over a generated dataset (see
  * runSearch: `search-name`, `search-page`, `search-obs`, `search-chain`), and Bulk Data `$export`
  * of a generated dataset (see runExport: kick-off to the last byte of the last file, and the
- * server's peak RSS meanwhile). Results are printed and written to
+ * server's peak RSS meanwhile), and CCM month close and worklist over a generated population (see
+ * bench/ccm.ts). Results are printed and written to
  * .bench/results.json. The exit status is non-zero when a case failed (mostly errors, a crashed
  * child, an import that lost most resources); a missed performance target is reported, not fatal.
  *
@@ -20,7 +21,7 @@
  *   BENCH_CONNECTIONS=10      concurrent connections
  *   BENCH_CREATES=100000      creates before reading the server's RSS
  *   BENCH_READ_IDS=1000       patients created up front and read in rotation
- *   BENCH_CASES=bare,read,create,import,memory,search-name,search-page,search-obs,search-chain,export,bots
+ *   BENCH_CASES=bare,read,create,import,memory,search-name,search-page,search-obs,search-chain,export,bots,ccm
  *                             which cases to run (default: all)
  *   BENCH_SEARCH_PATIENTS=10000        patients in the search dataset
  *   BENCH_SEARCH_OBSERVATIONS=200000   observations in the search dataset (spread over the patients)
@@ -29,6 +30,9 @@
  *   BENCH_EXPORT_RESOURCES=500000     resources in the export dataset (1 Patient in 20, the rest
  *                             Observations; loaded with `continuum import`, not measured)
  *   BENCH_BOT_EVENTS=10000    post-commit events queued before the bots server starts (drain rate)
+ *   BENCH_CCM_PATIENTS=10000  enrolled patients in the CCM dataset (plus a tenth as many not enrolled)
+ *   BENCH_CCM_ENTRIES=20      time entries per patient in the month closed (the month before the current one)
+ *   BENCH_CCM_RUNS=10         sequential $ccm-worklist requests measured (median and p95)
  *   BENCH_STORES=embedded,postgres   which stores (default: embedded, and postgres when DATABASE_URL is set)
  *   BENCH_SYNTHEA_DIR         bundles to import (default: ../shared/data/synthea from the project root)
  *   BENCH_CPU_PROF=1          run server children with --cpu-prof (profiles in .bench/profiles)
@@ -44,6 +48,7 @@ import { gunzipSync } from 'node:zlib';
 import autocannon from 'autocannon';
 import { Client } from 'pg';
 import { CREATE_BODY } from './fixtures';
+import { type CcmDataset, type CcmStats, CCM_TARGETS, generateCcmDataset, runCcm } from './ccm';
 import { CODES, familyName, generateSearchDataset, LOINC, observationDates, QUERY_CODE, type SearchDataset } from './search-data';
 
 // ---------------------------------------------------------------------------------------------
@@ -51,9 +56,9 @@ import { CODES, familyName, generateSearchDataset, LOINC, observationDates, QUER
 
 const SEARCH_CASES = ['search-name', 'search-page', 'search-obs', 'search-chain'] as const;
 type SearchCaseName = (typeof SEARCH_CASES)[number];
-type CaseName = 'bare' | 'read' | 'create' | 'import' | 'memory' | SearchCaseName | 'export' | 'bots';
+type CaseName = 'bare' | 'read' | 'create' | 'import' | 'memory' | SearchCaseName | 'export' | 'bots' | 'ccm';
 type StoreLabel = 'embedded' | 'postgres';
-const ALL_CASES: readonly CaseName[] = ['bare', 'read', 'create', 'import', 'memory', ...SEARCH_CASES, 'export', 'bots'];
+const ALL_CASES: readonly CaseName[] = ['bare', 'read', 'create', 'import', 'memory', ...SEARCH_CASES, 'export', 'bots', 'ccm'];
 
 function envNumber(name: string, fallback: number, { integer = false, min = 0 } = {}): number {
   const raw = process.env[name];
@@ -123,6 +128,9 @@ const CONFIG = {
   exportResources: envNumber('BENCH_EXPORT_RESOURCES', 500_000, { integer: true, min: 2 }),
   botEvents: envNumber('BENCH_BOT_EVENTS', 10_000, { integer: true, min: 2 }),
   botLatencySamples: 200,
+  ccmPatients: envNumber('BENCH_CCM_PATIENTS', 10_000, { integer: true, min: 1 }),
+  ccmEntries: envNumber('BENCH_CCM_ENTRIES', 20, { integer: true, min: 1 }),
+  ccmRuns: envNumber('BENCH_CCM_RUNS', 10, { integer: true, min: 1 }),
   cases: envCases(),
   syntheaDir: resolve(ROOT, process.env.BENCH_SYNTHEA_DIR ?? join('..', 'shared', 'data', 'synthea')),
   cpuProf: process.env.BENCH_CPU_PROF === '1',
@@ -163,6 +171,10 @@ const TARGETS = {
   botPostCommitP50Ms: 20,
   /** Queued post-commit events run per second. */
   botDrainPerSec: 2000,
+  /** CCM month close (`$execute` of ccm-month-close) of 10,000 patients x 20 time entries. */
+  ccmMonthCloseSeconds: CCM_TARGETS.monthCloseSeconds,
+  /** `GET /$ccm-worklist` over those patients (median of sequential runs). */
+  ccmWorklistMs: CCM_TARGETS.worklistMs,
 };
 
 /** Medplum on the same kind of machine (the Search issue), printed as ratios next to ours. */
@@ -257,6 +269,7 @@ interface CaseResult {
   import?: ImportStats;
   memory?: MemoryStats;
   export?: ExportStats;
+  ccm?: CcmStats;
   ratioToBare?: number;
   /** A ratio to another figure (Medplum's, or the plain search for the chained one). */
   reference?: { ratio: number; to: string };
@@ -949,7 +962,7 @@ function searchDataset(): SearchDataset {
 }
 
 /** `continuum import` of a generated dataset into `store`; throws unless every resource arrived. */
-async function importSearchData(label: StoreLabel, store: StoreInstance, data: SearchDataset, what = 'search'): Promise<string> {
+async function importSearchData(label: StoreLabel, store: StoreInstance, data: Pick<SearchDataset, 'dir' | 'resources'>, what = 'search'): Promise<string> {
   const started = process.hrtime.bigint();
   const child = spawnNode(`import-${what}-${label}`, CLI, ['import', data.dir, ...store.args]);
   const exitCode = await child.exited;
@@ -1635,6 +1648,45 @@ async function runBots(label: StoreLabel): Promise<void> {
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// CCM: month close and worklist over a generated population (bench/ccm.ts)
+
+let ccmData: CcmDataset | undefined;
+
+async function runCcmCase(label: StoreLabel): Promise<void> {
+  await guard(label, 'ccm', 's', async () => {
+    if (!ccmData) {
+      const started = Date.now();
+      ccmData = generateCcmDataset(join(tempRoot(), 'ccm-data'), CONFIG.ccmPatients, CONFIG.ccmEntries);
+      console.log(
+        `  ccm dataset: ${fmt(ccmData.patients)} enrolled patients x ${ccmData.entries} time entries in ${ccmData.month} (+ ${fmt(ccmData.nonEnrolled)} not enrolled), ` +
+          `${fmt(ccmData.resources)} resources, generated in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+      );
+    }
+    return await runCcm(
+      {
+        label,
+        root: ROOT,
+        tempRoot,
+        headers: () => ACCEPT,
+        freshStore: () => freshStore(label, 'ccm'),
+        cli: async (name, args) => {
+          const child = spawnNode(name, CLI, args);
+          const code = await child.exited;
+          return { code, output: child.stdout() + child.stderr() };
+        },
+        importData: (store, data) => importSearchData(label, store as StoreInstance, data, 'ccm'),
+        startServer: async (store) => {
+          const server = await startContinuum(store as StoreInstance, `continuum-${label}-ccm`);
+          return { base: server.base, alive: () => isRunning(server.child), log: () => server.child.stderr() + server.child.stdout(), stop: () => stopChild(server.child) };
+        },
+      },
+      ccmData,
+      CONFIG.ccmRuns,
+    );
+  });
+}
+
 type CaseOutcome = Omit<CaseResult, 'store' | 'case' | 'unit'>;
 
 /** Runs one case; an exception becomes a FAIL row instead of ending the run. */
@@ -1675,6 +1727,9 @@ async function runStore(label: StoreLabel): Promise<void> {
   if (CONFIG.cases.has('bots')) {
     await runBots(label);
   }
+  if (CONFIG.cases.has('ccm')) {
+    await runCcmCase(label);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1687,7 +1742,7 @@ const fmt = (n: number | undefined, digits = 0): string =>
 const ms = (n: number): string => (n === 0 ? '<1' : fmt(n));
 
 function headline(r: CaseResult): string {
-  return r.value === undefined ? '-' : `${fmt(r.value)} ${r.unit}`;
+  return r.value === undefined ? '-' : `${fmt(r.value, r.unit === 's' ? 2 : 0)} ${r.unit}`;
 }
 
 function printCase(r: CaseResult): void {
@@ -1783,6 +1838,9 @@ function writeResults(): string {
       searchObservations: CONFIG.searchObservations,
       searchAnalyze: CONFIG.searchAnalyze,
       exportResources: CONFIG.exportResources,
+      ccmPatients: CONFIG.ccmPatients,
+      ccmEntries: CONFIG.ccmEntries,
+      ccmRuns: CONFIG.ccmRuns,
       cases: [...CONFIG.cases],
       stores: CONFIG.stores,
       syntheaDir: CONFIG.syntheaDir,
