@@ -24,8 +24,9 @@
  *   pooled staff time.
  */
 
+import type { Program } from './codes';
+
 export type PerformerKind = 'clinical-staff' | 'billing-practitioner' | 'non-clinical-staff';
-export type Program = 'ccm' | 'complex-ccm' | 'pcm';
 
 export interface FeeSchedule {
   [code: string]: number | undefined;

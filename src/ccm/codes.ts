@@ -8,20 +8,7 @@ export const CHRONIC_CATEGORY_EXTENSION = `${CCM_BASE}/StructureDefinition/chron
 export const REVIEW_DATE_EXTENSION = `${CCM_BASE}/StructureDefinition/care-plan-review-date`;
 export const PREFIX_MATCH_EXTENSION = `${CCM_BASE}/StructureDefinition/concept-map-prefix-match`;
 export const CHRONIC_CATEGORY_VALUESET = `${CCM_BASE}/ValueSet/chronic-categories`;
-export const ELIGIBILITY_IDENTIFIER_SYSTEM = `${CCM_BASE}/NamingSystem/ccm-eligibility`;
-export const REVIEW_TASK_IDENTIFIER_SYSTEM = `${CCM_BASE}/NamingSystem/care-plan-review`;
 
-export const PROFILE = {
-  carePlan: `${CCM_BASE}/StructureDefinition/ccm-careplan`,
-  goal: `${CCM_BASE}/StructureDefinition/ccm-goal`,
-  consent: `${CCM_BASE}/StructureDefinition/ccm-consent`,
-  timeEntry: `${CCM_BASE}/StructureDefinition/ccm-time-entry`,
-  odl: `${CCM_BASE}/StructureDefinition/ccm-odl`,
-  eligibility: `${CCM_BASE}/StructureDefinition/ccm-eligibility-determination`,
-} as const;
-
-export const SNOMED = 'http://snomed.info/sct';
-export const ICD10CM = 'http://hl7.org/fhir/sid/icd-10-cm';
 export const LOINC = 'http://loinc.org';
 
 /** The care-management programs a CarePlan or Consent names in its category. */
