@@ -26,6 +26,8 @@
 
 import type { Program } from './codes';
 
+export type { Program };
+
 export type PerformerKind = 'clinical-staff' | 'billing-practitioner' | 'non-clinical-staff';
 
 export interface FeeSchedule {
