@@ -269,7 +269,7 @@ interface CaseResult {
   import?: ImportStats;
   memory?: MemoryStats;
   export?: ExportStats;
-  ccm?: CcmStats;
+  ccm?: Partial<CcmStats>;
   ratioToBare?: number;
   /** A ratio to another figure (Medplum's, or the plain search for the chained one). */
   reference?: { ratio: number; to: string };
