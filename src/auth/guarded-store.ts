@@ -226,6 +226,11 @@ class GuardedWriter extends GuardedReader implements StoreWriter {
     return current;
   }
 
+  async prefetch(keys: { resourceType: string; id: string }[]): Promise<void> {
+    // Only a cache below the checks: every read and write still passes through them.
+    await this.writer.prefetch?.(keys);
+  }
+
   async create(resource: ResourceLike, options?: WriteOptions): Promise<StoredVersion> {
     this.check(resource, 'c', 'creating');
     return this.writer.create(resource, options);

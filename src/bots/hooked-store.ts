@@ -85,6 +85,10 @@ class HookedWriter implements StoreWriter {
     }
   }
 
+  async prefetch(keys: { resourceType: string; id: string }[]): Promise<void> {
+    await this.w.prefetch?.(keys);
+  }
+
   async create(resource: ResourceLike, options?: WriteOptions): Promise<StoredVersion> {
     const type = resource.resourceType;
     if (!this.hooks.watches(type)) {

@@ -190,6 +190,12 @@ export interface StoreWriter extends StoreReader {
   update(resource: ResourceLike, options?: WriteOptions): Promise<{ version: StoredVersion; created: boolean }>;
   /** Adds a delete version. Returns undefined when there was nothing to delete. */
   delete(resourceType: string, id: string, options?: WriteOptions): Promise<StoredVersion | undefined>;
+  /**
+   * A hint before many writes to known ids (a transaction Bundle's PUTs): lock and read their
+   * current versions at once, so each write that follows costs no lookup of its own. Changes
+   * nothing a caller can observe but speed.
+   */
+  prefetch?(keys: { resourceType: string; id: string }[]): Promise<void>;
   /** This transaction seen as a Store: its `transaction()` joins this one instead of opening another. */
   readonly store: Store;
 }

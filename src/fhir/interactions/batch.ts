@@ -288,7 +288,16 @@ async function transaction(req: FhirRequest, ctx: RequestContext, dispatch: Disp
       ) as Resource;
     }
 
-    // 4. Run the other entries in FHIR order (POST, PUT/PATCH, GET), all inside this transaction.
+    // 4. Run the other entries in FHIR order (POST, PUT/PATCH, GET), all inside this transaction;
+    //    the current versions of the resources they change are locked and read at once first.
+    await w.prefetch?.(
+      entries
+        .filter((e) => (e.method === 'PUT' || e.method === 'PATCH') && !results.has(e.index) && /^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/.test(e.path))
+        .map((e) => {
+          const [resourceType, id] = e.path.split('/');
+          return { resourceType, id };
+        }),
+    );
     const ordered = entries.filter((e) => e.method !== 'DELETE').sort((a, b) => ORDER[a.method] - ORDER[b.method] || a.index - b.index);
     for (const e of ordered) {
       if (!results.has(e.index)) {

@@ -347,6 +347,9 @@ function cursorValue(v: unknown): unknown {
   return v instanceof Date ? v.toISOString() : v;
 }
 
+/** Keys per prefetch() query. */
+const PREFETCH_CHUNK = 1000;
+
 interface PendingCreate {
   index?: IndexRows;
   resourceType: string;
@@ -361,6 +364,11 @@ class PgWriter extends PgReader implements StoreWriter {
   private pending: PendingCreate[] = [];
   /** Resources this transaction wrote (for the read cache). */
   readonly touched = new Set<string>();
+  /**
+   * Current rows locked by prefetch() and not written since (null: the resource does not exist).
+   * A write of a key removes it: from then on reads and locks ask the database again.
+   */
+  private readonly locked = new Map<string, CurrentRow | null>();
 
   constructor(
     q: Queryable,
@@ -400,7 +408,9 @@ class PgWriter extends PgReader implements StoreWriter {
     const { json, lastUpdated, stamped } = stamp(resource, 1);
     const method = options.method ?? 'POST';
     const index = this.indexer?.(stamped);
-    this.touched.add(cacheKey(resource.resourceType, id));
+    const key = cacheKey(resource.resourceType, id);
+    this.touched.add(key);
+    this.locked.delete(key);
     this.pending.push({ resourceType: resource.resourceType, id, lastUpdated, json, method, index });
     return { resourceType: resource.resourceType, id, versionId: '1', lastUpdated, deleted: false, method, json };
   }
@@ -459,7 +469,38 @@ class PgWriter extends PgReader implements StoreWriter {
     return undefined;
   }
 
+  /**
+   * Locks the current rows of `keys` in one query, so that the writes of a transaction Bundle that
+   * follow (and the reads the layers above make before each write) need no query of their own;
+   * the creates among them are queued and written together at the end.
+   */
+  async prefetch(keys: { resourceType: string; id: string }[]): Promise<void> {
+    const todo = keys.filter((k) => !this.locked.has(cacheKey(k.resourceType, k.id)) && !this.touched.has(cacheKey(k.resourceType, k.id)));
+    if (todo.length === 0) {
+      return;
+    }
+    await this.flush();
+    for (let i = 0; i < todo.length; i += PREFETCH_CHUNK) {
+      const chunk = todo.slice(i, i + PREFETCH_CHUNK);
+      const rows = await this.q.query<CurrentRow & { resource_type: string; id: string }>(
+        `SELECT resource_type, id, version_id, last_updated, deleted, content FROM resource_current
+         WHERE (resource_type, id) IN (SELECT * FROM unnest($1::text[], $2::text[])) ORDER BY resource_type, id FOR UPDATE`,
+        [chunk.map((k) => k.resourceType), chunk.map((k) => k.id)],
+      );
+      for (const k of chunk) {
+        this.locked.set(cacheKey(k.resourceType, k.id), null);
+      }
+      for (const r of rows) {
+        this.locked.set(cacheKey(r.resource_type, r.id), { version_id: r.version_id, last_updated: r.last_updated, deleted: r.deleted, content: r.content });
+      }
+    }
+  }
+
   override async read(resourceType: string, id: string): Promise<StoredVersion | undefined> {
+    const row = this.locked.get(cacheKey(resourceType, id));
+    if (row !== undefined) {
+      return row === null ? undefined : fromRow(resourceType, id, row);
+    }
     await this.flush();
     return super.read(resourceType, id);
   }
@@ -489,13 +530,20 @@ class PgWriter extends PgReader implements StoreWriter {
     options: WriteOptions = {},
   ): Promise<{ version: StoredVersion; created: boolean }> {
     const id = resource.id as string;
-    this.touched.add(cacheKey(resource.resourceType, id));
+    const key = cacheKey(resource.resourceType, id);
+    // Known absent from prefetch() (and locked against nothing): the create is queued with the
+    // others; should another writer create the id first, the commit fails with a conflict.
+    const knownAbsent = this.locked.get(key) === null;
     let current = await this.lockCurrent(resource.resourceType, id);
+    this.touched.add(key);
     if (!current) {
       if (options.ifMatch !== undefined) {
         throw preconditionFailed(`${resource.resourceType}/${id} does not exist, so If-Match cannot match`);
       }
       const version = await this.create(resource, { method: options.method ?? 'PUT' });
+      if (knownAbsent) {
+        return { version, created: true };
+      }
       const inserted = await this.flushInserted();
       if (inserted) {
         return { version, created: true };
@@ -523,8 +571,8 @@ class PgWriter extends PgReader implements StoreWriter {
   }
 
   async delete(resourceType: string, id: string, options: WriteOptions = {}): Promise<StoredVersion | undefined> {
-    this.touched.add(cacheKey(resourceType, id));
     const current = await this.lockCurrent(resourceType, id);
+    this.touched.add(cacheKey(resourceType, id));
     if (!current || current.deleted) {
       if (options.ifMatch !== undefined && current) {
         checkIfMatch(resourceType, id, current.version_id, options.ifMatch);
@@ -540,6 +588,13 @@ class PgWriter extends PgReader implements StoreWriter {
 
   /** Reads the current row and locks it until the transaction ends (serialises concurrent writers). */
   private async lockCurrent(resourceType: string, id: string): Promise<CurrentRow | undefined> {
+    const key = cacheKey(resourceType, id);
+    const known = this.locked.get(key);
+    if (known !== undefined) {
+      // Locked by prefetch(); the write that follows changes it, so it is not served again.
+      this.locked.delete(key);
+      return known ?? undefined;
+    }
     await this.flush();
     const rows = await this.q.query<CurrentRow>(
       `SELECT version_id, last_updated, deleted, content FROM resource_current
