@@ -2,19 +2,22 @@
  * `POST [base]/$import` with an NDJSON body (`Content-Type: application/fhir+ndjson`, one resource
  * per line): each line is written as `PUT [type]/[id]` (or `POST [type]` without an id), so the ids
  * and therefore the references between the resources stay as they were (an export of another store
- * imports as it was). A bad line is reported with its line number and does not stop the others.
- * Each write goes through the FHIR core with the caller's scopes, validation and audit.
+ * imports as it was). Lines go in groups of WRITE_GROUP, one transaction each (src/fhir/write-many.ts);
+ * a group that fails is written again line by line, so a bad line is reported with its line number
+ * and does not stop the others. Each write goes through the FHIR core with the caller's scopes,
+ * validation and audit.
  *
  * With `Prefer: respond-async` the import runs in the background (src/fhir/async-jobs.ts): 202 with
  * `Content-Location`, the status URL's `X-Progress` counts lines, and the final answer is the same
- * OperationOutcome inside a batch-response Bundle. Cancelling stops after the current line; what
- * was written stays (each line is its own write).
+ * OperationOutcome inside a batch-response Bundle. Cancelling stops after the current group; what
+ * was written stays.
  */
 import type { OperationOutcome, OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 import { badRequest, FhirError } from '../errors';
 import type { FhirRequest, FhirResponse, Handler, JobControl, RequestContext } from '../fhir/types';
 import { parseJsonBody } from '../util/json';
 import { breathe } from '../util/breathe';
+import { writeMany, WRITE_GROUP } from '../fhir/write-many';
 
 const MAX_REPORTED = 100;
 
@@ -50,6 +53,32 @@ async function importLines(body: string, ctx: RequestContext, dispatch: Dispatch
   const issues: OperationOutcomeIssue[] = [];
   let imported = 0;
   let failed = 0;
+  const report = (line: number, err: unknown): void => {
+    failed++;
+    if (issues.length < MAX_REPORTED) {
+      issues.push({ severity: 'error', code: 'processing', diagnostics: `line ${line}: ${message(err)}`, expression: [`line ${line}`] });
+    }
+  };
+  // A line that does not parse waits in its group, so failures are reported in line order.
+  let group: { resource?: Resource; error?: unknown; line: number }[] = [];
+  const writeGroup = async (): Promise<void> => {
+    const valid = group.filter((g) => g.resource !== undefined);
+    const outcomes = await writeMany(valid.map((g) => g.resource as Resource), ctx, dispatch);
+    const byLine = new Map(valid.map((g, k) => [g.line, outcomes[k]]));
+    for (const g of group) {
+      const o = byLine.get(g.line);
+      if (o?.ok) {
+        imported++;
+      } else {
+        report(g.line, o ? o.error : g.error);
+      }
+    }
+    group = [];
+    if (control) {
+      control.progress(`${imported + failed} of ${total} lines (${failed} failed)`);
+      await breathe();
+    }
+  };
   for (const [i, text] of lines.entries()) {
     if (text.trim() === '') {
       continue;
@@ -57,28 +86,21 @@ async function importLines(body: string, ctx: RequestContext, dispatch: Dispatch
     if (control?.signal.aborted) {
       break;
     }
-    if (control) {
-      control.progress(`${imported + failed} of ${total} lines (${failed} failed)`);
-      if ((imported + failed) % 20 === 0) {
-        await breathe();
-      }
-    }
     try {
       const resource = parseJsonBody(Buffer.from(text), ctx.limits.maxJsonDepth) as Resource;
       if (typeof resource !== 'object' || resource === null || typeof resource.resourceType !== 'string') {
         throw badRequest('a line must be one FHIR resource (a JSON object with resourceType)');
       }
-      const write: FhirRequest = resource.id
-        ? { method: 'PUT', path: `${resource.resourceType}/${resource.id}`, query: {}, body: resource, preferReturn: 'minimal' }
-        : { method: 'POST', path: resource.resourceType, query: {}, body: resource, preferReturn: 'minimal' };
-      await dispatch(write, ctx);
-      imported++;
-    } catch (err) {
-      failed++;
-      if (issues.length < MAX_REPORTED) {
-        issues.push({ severity: 'error', code: 'processing', diagnostics: `line ${i + 1}: ${message(err)}`, expression: [`line ${i + 1}`] });
-      }
+      group.push({ resource, line: i + 1 });
+    } catch (error) {
+      group.push({ error, line: i + 1 });
     }
+    if (group.length >= WRITE_GROUP) {
+      await writeGroup();
+    }
+  }
+  if (!control?.signal.aborted) {
+    await writeGroup();
   }
   const summary = `Imported ${imported} resource(s); ${failed} line(s) failed${failed > issues.length ? ` (the first ${issues.length} are listed)` : ''}`;
   const outcome: OperationOutcome = {

@@ -5,7 +5,8 @@
 import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { FhirError } from '../errors';
 import { handle } from '../fhir/router';
-import type { FhirRequest, RequestContext } from '../fhir/types';
+import type { RequestContext } from '../fhir/types';
+import { writeMany, writeRequest, WRITE_GROUP } from '../fhir/write-many';
 import { parseJsonBody } from '../util/json';
 import { fileSize, isNdjson, listFiles, readLines, readText } from './sources';
 import { Progress } from './progress';
@@ -36,13 +37,6 @@ function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** A request that writes one resource: PUT when it has an id (kept as is), POST otherwise. */
-function writeRequest(resource: Resource): FhirRequest {
-  return resource.id
-    ? { method: 'PUT', path: `${resource.resourceType}/${resource.id}`, query: {}, body: resource, preferReturn: 'minimal' }
-    : { method: 'POST', path: resource.resourceType, query: {}, body: resource, preferReturn: 'minimal' };
-}
-
 /** Imports every file under `paths`. Failures are counted and reported, never fatal to the run. */
 export async function importPaths(paths: string[], ctx: RequestContext, options: ImportOptions = {}): Promise<ImportSummary> {
   const files = listFiles(paths);
@@ -59,15 +53,34 @@ export async function importPaths(paths: string[], ctx: RequestContext, options:
   let doneBytes = 0;
   const importFile = async (file: string): Promise<void> => {
     if (isNdjson(file)) {
+      // Lines are written in groups (one transaction each, src/fhir/write-many.ts).
+      // A line that does not parse waits in its group, so failures are reported in line order.
+      let group: { resource?: Resource; error?: unknown; number: number }[] = [];
+      const writeGroup = async (): Promise<void> => {
+        const valid = group.filter((g) => g.resource !== undefined);
+        const outcomes = await writeMany(valid.map((g) => g.resource as Resource), ctx, handle);
+        const byLine = new Map(valid.map((g, k) => [g.number, outcomes[k]]));
+        for (const g of group) {
+          const o = byLine.get(g.number);
+          if (o?.ok) {
+            summary.resources++;
+          } else {
+            fail(`${file}:${g.number}`, o ? o.error : g.error);
+          }
+        }
+        group = [];
+      };
       for await (const { line, number } of readLines(file)) {
         try {
-          const resource = parseJsonBody(Buffer.from(line), ctx.limits.maxJsonDepth) as Resource;
-          await handle(writeRequest(resource), ctx);
-          summary.resources++;
-        } catch (err) {
-          fail(`${file}:${number}`, err);
+          group.push({ resource: parseJsonBody(Buffer.from(line), ctx.limits.maxJsonDepth) as Resource, number });
+        } catch (error) {
+          group.push({ error, number });
+        }
+        if (group.length >= WRITE_GROUP) {
+          await writeGroup();
         }
       }
+      await writeGroup();
     } else {
       try {
         const body = parseJsonBody(Buffer.from(await readText(file)), ctx.limits.maxJsonDepth) as Resource;
@@ -84,14 +97,16 @@ export async function importPaths(paths: string[], ctx: RequestContext, options:
           }
         } else if (body?.resourceType === 'Bundle') {
           summary.bundles++;
-          for (const [i, e] of (body.entry ?? []).entries()) {
-            try {
-              if (e.resource) {
-                await handle(writeRequest(e.resource), ctx);
+          const entries = (body.entry ?? []).map((e, i) => ({ resource: e.resource, i })).filter((e): e is { resource: Resource; i: number } => e.resource !== undefined);
+          for (let start = 0; start < entries.length; start += WRITE_GROUP) {
+            const group = entries.slice(start, start + WRITE_GROUP);
+            const outcomes = await writeMany(group.map((e) => e.resource), ctx, handle);
+            for (const [k, o] of outcomes.entries()) {
+              if (o.ok) {
                 summary.resources++;
+              } else {
+                fail(`${file} entry ${group[k].i}`, o.error);
               }
-            } catch (err) {
-              fail(`${file} entry ${i}`, err);
             }
           }
         } else {

@@ -31,20 +31,21 @@ async function finish(status: string): Promise<{ progress: string[]; final: { st
 }
 
 test('202 with Content-Location; X-Progress counts lines; the answer lists bad lines by number and the rest is imported', async () => {
-  const body = [lines(300, 'async-a'), '{"resourceType": "Patient", "gender": "sometimes"}', 'not json', lines(2, 'async-b')].join('\n');
+  // Enough lines (written in groups of 250) that the job is still running when first asked.
+  const body = [lines(3000, 'async-a'), '{"resourceType": "Patient", "gender": "sometimes"}', 'not json', lines(2, 'async-b')].join('\n');
   const kick = await server.request().post('/$import').set('Content-Type', NDJSON).set('Prefer', 'respond-async').send(body);
   expect(kick.status).toBe(202);
   const status = path(kick.headers['content-location'] as string);
   expect(status).toMatch(/^\/\$async-status\//);
   const { progress, final } = await finish(status);
   expect(progress.length).toBeGreaterThan(0);
-  expect(progress.every((p) => /^(queued|\d+ of 304 lines \(\d+ failed\))$/.test(p))).toBe(true);
+  expect(progress.every((p) => /^(queued|\d+ of 3004 lines \(\d+ failed\))$/.test(p))).toBe(true);
   expect(final.status).toBe(200);
   expect(final.body.type).toBe('batch-response');
   const outcome = final.body.entry?.[0].resource as OperationOutcome;
-  expect(outcome.issue?.[0].diagnostics).toBe('Imported 302 resource(s); 2 line(s) failed');
-  expect(outcome.issue?.slice(1).map((i) => i.expression?.[0])).toEqual(['line 301', 'line 302']);
-  expect((await server.request().get('/Patient/async-a-299')).status).toBe(200);
+  expect(outcome.issue?.[0].diagnostics).toBe('Imported 3002 resource(s); 2 line(s) failed');
+  expect(outcome.issue?.slice(1).map((i) => i.expression?.[0])).toEqual(['line 3001', 'line 3002']);
+  expect((await server.request().get('/Patient/async-a-2999')).status).toBe(200);
   expect((await server.request().get('/Patient/async-b-1')).status).toBe(200);
 });
 
@@ -80,4 +81,20 @@ test('the status belongs to the client that started it; a token without create s
   const reader = await server.as('system/*.rs');
   expect((await reader.post('/$import').set('Content-Type', NDJSON).set('Prefer', 'respond-async').send(lines(1, 'async-f'))).status).toBe(403);
   await finish(status);
+});
+
+test('lines go in groups, yet a group with a bad line or one id twice still writes every good line, in line order', async () => {
+  const same = (family: string): string => JSON.stringify({ resourceType: 'Patient', id: 'group-twice', name: [{ family }] });
+  const body = [lines(10, 'group-a'), same('First'), '{"resourceType": "Patient", "birthDate": "yesterday"}', same('Second'), lines(5, 'group-b')].join('\n');
+  const res = await server.request().post('/$import').set('Content-Type', NDJSON).send(body).expect(200);
+  const outcome = res.body as OperationOutcome;
+  expect(outcome.issue?.[0].diagnostics).toBe('Imported 17 resource(s); 1 line(s) failed');
+  expect(outcome.issue?.slice(1).map((i) => i.expression?.[0])).toEqual(['line 12']);
+  // One id twice: both lines were written, as versions 1 and 2 in line order.
+  const history = await server.request().get('/Patient/group-twice/_history').expect(200);
+  expect(((history.body as Bundle).entry ?? []).map((e) => [e.resource?.meta?.versionId, (e.resource as { name?: { family?: string }[] }).name?.[0].family])).toEqual([
+    ['2', 'Second'],
+    ['1', 'First'],
+  ]);
+  expect((await server.request().get('/Patient/group-b-4')).status).toBe(200);
 });

@@ -5,11 +5,14 @@
  */
 import type { Bundle, Observation, Patient } from '@medplum/fhirtypes';
 import { createContinuum } from '../../src/server';
+import type { ResourceLike } from '../../src/store/api';
 import { freshSchema, startTestServer, type TestServer, usingPostgres } from '../support/server';
 
 jest.setTimeout(60_000);
 
 const patient = (id: string, family: string): Patient => ({ resourceType: 'Patient', id, name: [{ family }] });
+/** The same, as the store takes it. */
+const stored = (id: string, family: string): ResourceLike => patient(id, family) as unknown as ResourceLike;
 
 describe('transaction Bundles of PUTs (prefetched)', () => {
   let server: TestServer;
@@ -80,9 +83,9 @@ describe('transaction Bundles of PUTs (prefetched)', () => {
       ]);
       expect(await w.read('Patient', 'pf-store-1')).toBeUndefined();
       // A create (not an update) of a prefetched-absent id, then an update of it: version 2.
-      await w.create(patient('pf-store-1', 'First'));
-      const updated = await w.update(patient('pf-store-1', 'Second'));
-      const created = await w.update(patient('pf-store-2', 'Only'));
+      await w.create(stored('pf-store-1', 'First'));
+      const updated = await w.update(stored('pf-store-1', 'Second'));
+      const created = await w.update(stored('pf-store-2', 'Only'));
       const read = await w.read('Patient', 'pf-store-2');
       return { updated, created, read };
     });
@@ -108,12 +111,12 @@ if (usingPostgres()) {
           await w.prefetch?.([{ resourceType: 'Patient', id: 'race-1' }, { resourceType: 'Patient', id: 'race-2' }]);
           prefetched();
           await gate;
-          await w.update(patient('race-2', 'A'));
-          await w.update(patient('race-1', 'A'));
+          await w.update(stored('race-2', 'A'));
+          await w.update(stored('race-1', 'A'));
         });
         await ready;
         // B creates race-1 and commits while A holds its queued create.
-        await b.store.transaction((w) => w.create(patient('race-1', 'B')));
+        await b.store.transaction((w) => w.create(stored('race-1', 'B')));
         release();
         await expect(slow).rejects.toMatchObject({ category: 'conflict' });
         expect(JSON.parse((await a.store.read('Patient', 'race-1'))?.json ?? '{}')).toMatchObject({ name: [{ family: 'B' }], meta: { versionId: '1' } });
