@@ -122,6 +122,22 @@ class GuardedReader implements StoreReader {
     return this.inner.search(this.restrict(query));
   }
 
+  async searchIds(query: SearchQuery): Promise<string[]> {
+    return this.inner.searchIds(this.restrict(query));
+  }
+
+  /** As read(): each resource the caller may not read is left out. */
+  async readMany(resourceType: string, ids: string[]): Promise<string[]> {
+    if (!this.policy.allows('r', resourceType)) {
+      return [];
+    }
+    const found = await this.inner.readMany(resourceType, ids);
+    if (this.policy.filter(resourceType, 'r') === undefined) {
+      return found;
+    }
+    return found.filter((json) => this.policy.permits(JSON.parse(json) as { resourceType: string; id?: string }, 'r'));
+  }
+
   async includes(query: Parameters<StoreReader['includes']>[0]): Promise<StoredVersion[]> {
     const found = await this.inner.includes(query);
     const kept: StoredVersion[] = [];
@@ -171,7 +187,7 @@ class GuardedWriter extends GuardedReader implements StoreWriter {
     outer: Store,
   ) {
     super(writer, policy);
-    this.store = { ...outer, jobs: writer.store.jobs, read: (t, i) => this.read(t, i), vread: (t, i, v) => this.vread(t, i, v), history: (q) => this.history(q), search: (q) => this.search(q), includes: (q) => this.includes(q), transaction: (fn) => fn(this) };
+    this.store = { ...outer, jobs: writer.store.jobs, read: (t, i) => this.read(t, i), vread: (t, i, v) => this.vread(t, i, v), history: (q) => this.history(q), search: (q) => this.search(q), searchIds: (q) => this.searchIds(q), readMany: (t, ids) => this.readMany(t, ids), includes: (q) => this.includes(q), transaction: (fn) => fn(this) };
   }
 
   private check(resource: { resourceType: string; id?: string }, letter: ScopeLetter, what: string): void {
@@ -285,6 +301,8 @@ export function guardStore(store: Store, policy: AccessPolicy): Store {
     vread: (t, i, v) => reader.vread(t, i, v),
     history: (q) => reader.history(q),
     search: (q) => reader.search(q),
+    searchIds: (q) => reader.searchIds(q),
+    readMany: (t, ids) => reader.readMany(t, ids),
     includes: (q) => reader.includes(q),
     transaction: (fn) => store.transaction((w) => fn(new GuardedWriter(w, policy, guarded))),
     reindex: (o) => {

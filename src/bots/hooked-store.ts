@@ -70,6 +70,12 @@ class HookedWriter implements StoreWriter {
   search(q: Parameters<StoreWriter['search']>[0]): ReturnType<StoreWriter['search']> {
     return this.w.search(q);
   }
+  searchIds(q: Parameters<StoreWriter['searchIds']>[0]): ReturnType<StoreWriter['searchIds']> {
+    return this.w.searchIds(q);
+  }
+  readMany(t: string, ids: string[]): Promise<string[]> {
+    return this.w.readMany(t, ids);
+  }
   includes(q: Parameters<StoreWriter['includes']>[0]): ReturnType<StoreWriter['includes']> {
     return this.w.includes(q);
   }
@@ -143,6 +149,8 @@ export function hookStore(store: Store, hooks: WriteHooks, depth = 0): Store {
     vread: (t, i, v) => store.vread(t, i, v),
     history: (q) => store.history(q),
     search: (q) => store.search(q),
+    searchIds: (q) => store.searchIds(q),
+    readMany: (t, ids) => store.readMany(t, ids),
     includes: (q) => store.includes(q),
     snapshot: (q) => store.snapshot(q),
     snapshotCount: (q) => store.snapshotCount(q),

@@ -6,30 +6,37 @@ import type { Resource } from '@medplum/fhirtypes';
 import { FhirError } from '../errors';
 import type { RequestContext } from '../fhir/types';
 
-/** Rows per store query: large pages, because a month close reads every time entry of a month. */
-const PAGE = 5000;
+/** Resources read per store query. */
+const CHUNK = 5000;
 
-/** Every current resource of `type` matching `query` (FHIR search parameters), in id order, up to `limit`. */
+/**
+ * Every current resource of `type` matching `query` (FHIR search parameters), in id order, up to
+ * `limit`. The matches are found in one pass over the index (store.searchIds) and read by id in
+ * large chunks: paging through a search would join the index again for every page, which over
+ * the 200,000 time entries of a month close costs minutes instead of seconds. A resource changed
+ * between the two steps is read as it is then (callers check what they rely on), and one deleted
+ * in between is left out. Both steps go through the caller's store, so its scopes apply to each.
+ */
 export async function searchAll<T extends Resource>(ctx: RequestContext, type: T['resourceType'], query: Record<string, string | string[]>, limit = 20_000): Promise<T[]> {
   const q: Record<string, string[]> = {};
   for (const [k, v] of Object.entries(query)) {
     q[k] = Array.isArray(v) ? v : [v];
   }
   const parsed = ctx.searchParser(false).parse(type, q);
+  return readAll<T>(ctx, type, await ctx.store.searchIds({ resourceType: type, filters: parsed.filters, count: limit }));
+}
+
+/** The current versions of `type` with these ids (in id order; absent and deleted ones left out). */
+export async function readAll<T extends Resource>(ctx: RequestContext, type: T['resourceType'], unsorted: string[]): Promise<T[]> {
+  const ids = [...new Set(unsorted)].sort();
   const out: T[] = [];
-  let after: unknown[] | undefined;
-  for (;;) {
-    const page = await ctx.store.search({ resourceType: type, filters: parsed.filters, count: PAGE, sort: [{ kind: 'id', descending: false }], after });
-    for (const v of page.versions) {
-      if (v.json) {
-        out.push(JSON.parse(v.json) as T);
-      }
+  for (let i = 0; i < ids.length; i += CHUNK) {
+    const chunk = ids.slice(i, i + CHUNK);
+    for (const json of await ctx.store.readMany(type, chunk)) {
+      out.push(JSON.parse(json) as T);
     }
-    if (!page.more || out.length >= limit || !page.last) {
-      return out;
-    }
-    after = page.last;
   }
+  return out;
 }
 
 /** The current version of `Type/id`, or undefined when it does not exist (or is deleted). */

@@ -175,6 +175,18 @@ export interface StoreReader {
   history(query: HistoryQuery): Promise<HistoryPage>;
   /** Current, non-deleted resources matching every filter, one page at a time. */
   search(query: SearchQuery): Promise<SearchPage>;
+  /**
+   * The ids of every current resource of one type matching the filters, in id order, up to
+   * `query.count` (sort, cursor and total ignored): one pass over the index, for callers that
+   * read many matches (then by `_id` in large chunks) where paging would join the index per page.
+   */
+  searchIds(query: SearchQuery): Promise<string[]>;
+  /**
+   * The JSON of the current versions of `type` with these ids, in id order; ids that do not exist
+   * or are deleted are left out. For reading many resources at once (after searchIds): it returns
+   * only the JSON, the cheapest form to move out of the database.
+   */
+  readMany(resourceType: string, ids: string[]): Promise<string[]>;
   /** Resources referenced by (include) or referencing (revinclude) a set of resources. */
   includes(query: IncludeQuery): Promise<StoredVersion[]>;
 }

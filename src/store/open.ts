@@ -1,4 +1,5 @@
 import type { Store } from './api';
+import { logSlowQueries } from './postgres/driver';
 import { migrate } from './postgres/migrate';
 import { openNodePg } from './postgres/nodepg';
 import { openPglite } from './postgres/pglite';
@@ -18,9 +19,12 @@ export interface StoreConfig {
 
 /** Opens the configured store and brings its schema up to date. */
 export async function openStore(config: StoreConfig, indexer?: Indexer): Promise<Store> {
-  const driver = config.databaseUrl
+  const opened = config.databaseUrl
     ? await openNodePg(config.databaseUrl)
     : await openPglite(config.memory ? undefined : (config.dataDir ?? './data'), { sharedBuffers: config.sharedBuffers });
+  // Diagnostics: CONTINUUM_SLOW_QUERY_MS=50 logs every statement slower than 50 ms to stderr.
+  const slowMs = process.env.CONTINUUM_SLOW_QUERY_MS ? Number(process.env.CONTINUUM_SLOW_QUERY_MS) : NaN;
+  const driver = Number.isFinite(slowMs) && slowMs >= 0 ? logSlowQueries(opened, slowMs, (line) => process.stderr.write(line + '\n')) : opened;
   try {
     await migrate(driver);
   } catch (err) {

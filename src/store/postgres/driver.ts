@@ -18,3 +18,37 @@ export interface Driver extends Queryable {
   transaction<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
+
+/**
+ * `driver` logging every statement slower than `thresholdMs` (its time, rows and SQL) through
+ * `log`: the environment variable CONTINUUM_SLOW_QUERY_MS turns it on (src/store/open.ts).
+ */
+export function logSlowQueries(driver: Driver, thresholdMs: number, log: (line: string) => void): Driver {
+  const timed = (q: Queryable): Queryable => ({
+    async query<R>(sql: string, params?: unknown[], options?: { prepare?: boolean }): Promise<R[]> {
+      const started = performance.now();
+      const rows = await q.query<R>(sql, params, options);
+      const ms = performance.now() - started;
+      if (ms >= thresholdMs) {
+        log(`slow query ${ms.toFixed(1)} ms, ${rows.length} rows: ${sql.replace(/\s+/g, ' ').slice(0, Number(process.env.CONTINUUM_SLOW_QUERY_CHARS ?? 600))}`);
+      }
+      return rows;
+    },
+    async exec(sql: string): Promise<void> {
+      const started = performance.now();
+      await q.exec(sql);
+      const ms = performance.now() - started;
+      if (ms >= thresholdMs) {
+        log(`slow statement ${ms.toFixed(1)} ms: ${sql.replace(/\s+/g, ' ').slice(0, 600)}`);
+      }
+    },
+  });
+  const outer = timed(driver);
+  return {
+    kind: driver.kind,
+    query: outer.query,
+    exec: outer.exec,
+    transaction: (fn) => driver.transaction((q) => fn(timed(q))),
+    close: () => driver.close(),
+  };
+}

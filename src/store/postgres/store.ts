@@ -181,6 +181,31 @@ class PgReader implements StoreReader {
     };
   }
 
+  async readMany(resourceType: string, ids: string[]): Promise<string[]> {
+    if (ids.length === 0) {
+      return [];
+    }
+    const rows = await this.q.query<{ content: string }>(
+      'SELECT content FROM resource_current WHERE resource_type = $1 AND id = ANY($2::text[]) AND NOT deleted ORDER BY id',
+      [resourceType, ids],
+      { prepare: true },
+    );
+    return rows.map((r) => r.content);
+  }
+
+  async searchIds(query: SearchQuery): Promise<string[]> {
+    if (Array.isArray(query.resourceType) && query.resourceType.length !== 1) {
+      throw new Error('searchIds takes one resource type');
+    }
+    const p = new SqlParams();
+    const where = this.whereOf(query, p);
+    const rows = await this.q.query<{ id: string }>(
+      `SELECT r.id FROM resource_current r WHERE ${where.join(' AND ')} ORDER BY r.id LIMIT ${p.add(query.count, 'int')}`,
+      p.values,
+    );
+    return rows.map((r) => r.id);
+  }
+
   /**
    * One page of `resourceType` as it was at `at`: current rows unchanged since then are served as
    * they are (filtered through the index); for rows changed (or deleted) later, the newest version
@@ -389,6 +414,8 @@ class PgWriter extends PgReader implements StoreWriter {
       vread: (t, i, v) => this.vread(t, i, v),
       history: (h) => this.history(h),
       search: (q) => this.search(q),
+      searchIds: (q) => this.searchIds(q),
+      readMany: (t, ids) => this.readMany(t, ids),
       includes: (q) => this.includes(q),
       transaction: (fn) => fn(this),
       reindex: () => Promise.reject(new Error('reindex runs outside transactions')),
@@ -518,6 +545,16 @@ class PgWriter extends PgReader implements StoreWriter {
   override async search(query: SearchQuery): Promise<SearchPage> {
     await this.flush();
     return super.search(query);
+  }
+
+  override async searchIds(query: SearchQuery): Promise<string[]> {
+    await this.flush();
+    return super.searchIds(query);
+  }
+
+  override async readMany(resourceType: string, ids: string[]): Promise<string[]> {
+    await this.flush();
+    return super.readMany(resourceType, ids);
   }
 
   override async includes(query: IncludeQuery): Promise<StoredVersion[]> {

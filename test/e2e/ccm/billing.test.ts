@@ -157,6 +157,17 @@ describe('$ccm-billing', () => {
     expect((await agent.get(`/Patient/${a.patient}/$ccm-billing?month=2026-03`)).status).toBe(200);
     expect([403, 404]).toContain((await agent.get(`/Patient/${b.patient}/$ccm-billing?month=2026-03`)).status);
   });
+
+  test('the whole-month billing asked with a patient-bound token reads only that patient (no other time entry, plan or patient leaks)', async () => {
+    const all = (await server.request().get('/$ccm-billing?month=2026-03').expect(200)).body as Parameters;
+    const patientsOf = (p: Parameters): string[] => [...new Set((p.parameter ?? []).flatMap((x) => (x.part ?? []).filter((y) => y.name === 'patient').map((y) => y.valueReference?.reference as string)))];
+    expect(patientsOf(all)).toEqual(expect.arrayContaining([`Patient/${a.patient}`, `Patient/${b.patient}`]));
+    const agent = await server.as('patient/*.rs', { patient: a.patient });
+    const res = await agent.get('/$ccm-billing?month=2026-03');
+    expect(res.status).toBe(200);
+    expect(patientsOf(res.body as Parameters)).toEqual([`Patient/${a.patient}`]);
+    expect(JSON.stringify(res.body)).not.toContain(b.patient);
+  });
 });
 
 describe('the running total (ccm-time-totals bot)', () => {
