@@ -37,13 +37,13 @@ export function timeEntryOf(task: Task): (TimeEntry & { patient: string }) | und
 
 /**
  * Every completed time entry whose period overlaps the month, by patient id. The store is asked
- * only for Tasks whose period overlaps the month (the one selective condition); that they are
- * completed time entries is checked here (timeEntryOf), which costs less than two more index
- * joins over every Task of the month.
+ * only for Tasks whose period ends in the month or later (one date condition: see MONTH_ON); that
+ * they are completed time entries in the month is checked here (timeEntryOf, overlaps), which costs
+ * less than more index joins over every Task of the month.
  */
 export async function entriesOfMonth(ctx: RequestContext, month: string, patientId?: string): Promise<Map<string, TimeEntry[]>> {
   const b = monthBounds(month);
-  const tasks = await searchAll<Task>(ctx, 'Task', { period: [`ge${b.first}`, `le${b.last}`], ...(patientId ? { patient: `Patient/${patientId}` } : {}) }, LIMIT);
+  const tasks = await searchAll<Task>(ctx, 'Task', { period: `ge${b.first}`, ...(patientId ? { patient: `Patient/${patientId}` } : {}) }, LIMIT);
   const out = new Map<string, TimeEntry[]>();
   for (const t of tasks) {
     const e = timeEntryOf(t);
@@ -104,6 +104,13 @@ const byRef = <T>(items: T[], ref: (t: T) => string | undefined): Map<string, T[
   return out;
 };
 
+/** What a month's billing reads: the facts of each patient-month, and every ChargeItem of the month. */
+export interface MonthRecords {
+  facts: MonthFacts[];
+  /** ChargeItems whose occurrence falls in the month, of every patient read (the month close's own among them). */
+  chargeItems: ChargeItem[];
+}
+
 /**
  * The facts of the patient-months of `month`: of one patient (`only`), or of every patient with a
  * time entry in the month. For one patient each search is narrowed to them; for all, each kind of
@@ -111,17 +118,33 @@ const byRef = <T>(items: T[], ref: (t: T) => string | undefined): Map<string, T[
  * than several per patient.
  */
 export async function loadMonth(ctx: RequestContext, ccm: CcmService, month: string, only?: string): Promise<MonthFacts[]> {
+  return (await readMonth(ctx, ccm, month, only)).facts;
+}
+
+/**
+ * loadMonth, with the month's ChargeItems as read (the month close compares its own with them).
+ *
+ * MONTH_ON: resources are asked by one date condition, "ends on or after the month's first day"
+ * (what a month close, run just after the month, reads little more than the month with), and the
+ * rest of "overlaps the month" is checked in memory. Two conditions on one date parameter are two
+ * joins of the date index, which PostgreSQL may nest (each row scanning the other's range) when
+ * its statistics predate the rows: 44 s instead of 0.7 s for a month's 16,000 ChargeItems.
+ */
+export async function readMonth(ctx: RequestContext, ccm: CcmService, month: string, only?: string): Promise<MonthRecords> {
   const b = monthBounds(month);
+  const one = (param: string): Record<string, string> => (only ? { [param]: `Patient/${only}` } : {});
   const entries = await entriesOfMonth(ctx, month, only);
   const ids = only ? [only] : [...entries.keys()].sort();
+  const allChargeItems = (await searchAll<ChargeItem>(ctx, 'ChargeItem', { ...one('subject'), occurrence: `ge${b.first}` }, LIMIT)).filter((c) =>
+    overlaps(c.occurrencePeriod ?? (c.occurrenceDateTime ? { start: c.occurrenceDateTime, end: c.occurrenceDateTime } : undefined), b),
+  );
   if (ids.length === 0) {
-    return [];
+    return { facts: [], chargeItems: allChargeItems };
   }
-  const one = (param: string): Record<string, string> => (only ? { [param]: `Patient/${only}` } : {});
   const plans = byRef(await searchAll<CarePlan>(ctx, 'CarePlan', { ...one('subject'), category: PROGRAM_TOKENS }, LIMIT), (p) => p.subject?.reference);
   const consents = byRef(await searchAll<Consent>(ctx, 'Consent', { ...one('patient'), scope: 'http://terminology.hl7.org/CodeSystem/consentscope|treatment' }, LIMIT), (c) => c.patient?.reference);
-  const encounters = byRef(await searchAll<Encounter>(ctx, 'Encounter', { ...one('subject'), date: [`ge${b.first}`, `le${b.last}`] }, LIMIT), (e) => e.subject?.reference);
-  const chargeItems = byRef(await searchAll<ChargeItem>(ctx, 'ChargeItem', { ...one('subject'), occurrence: [`ge${b.first}`, `le${b.last}`] }, LIMIT), (c) => c.subject?.reference);
+  const encounters = byRef(await searchAll<Encounter>(ctx, 'Encounter', { ...one('subject'), date: `ge${b.first}` }, LIMIT), (e) => e.subject?.reference);
+  const chargeItems = byRef(allChargeItems, (c) => c.subject?.reference);
   // A claim for a month's services is made during or after that month.
   const claims = byRef(await searchAll<Claim>(ctx, 'Claim', { ...one('patient'), created: `ge${b.first}` }, LIMIT), (c) => c.patient?.reference);
   const conditions = byRef(await searchAll<Condition>(ctx, 'Condition', { ...one('subject'), 'clinical-status': 'active,recurrence,relapse' }, LIMIT), (c) => c.subject?.reference);
@@ -136,7 +159,7 @@ export async function loadMonth(ctx: RequestContext, ccm: CcmService, month: str
       patients.set(p.id as string, p);
     }
   }
-  return ids.map((id) =>
+  const facts = ids.map((id) =>
     monthFactsOf(ccm, id, month, entries.get(id) ?? [], {
       plans: plans.get(id) ?? [],
       consents: consents.get(id) ?? [],
@@ -147,8 +170,8 @@ export async function loadMonth(ctx: RequestContext, ccm: CcmService, month: str
       patient: patients.get(id),
     }),
   );
+  return { facts, chargeItems: allChargeItems };
 }
-
 
 interface Records {
   plans: CarePlan[];

@@ -32,6 +32,7 @@ import { enrollmentCheckOperation } from '../ccm/enrollment';
 import { completenessOperation } from '../ccm/completeness';
 import { carePlanDocumentOperation } from '../ccm/document';
 import { patientBillingOperation, systemBillingOperation } from '../ccm/billing-operation';
+import { monthCloseOperation } from '../ccm/month-close';
 import { worklistOperation } from '../ccm/worklist';
 import type { AuditRow } from '../store/api';
 import type { FhirRequest, FhirResponse, InteractionRow, PathParams, RequestContext } from './types';
@@ -66,6 +67,7 @@ export const INTERACTIONS: readonly InteractionRow[] = [
   { interaction: 'operation', operation: 'ccm-eligibility', definition: CCM_OPERATION('Patient-ccm-eligibility'), method: 'POST', pattern: '$ccm-eligibility', level: 'system', scope: 's', handler: systemEligibilityOperation },
   { interaction: 'operation', operation: 'ccm-billing', definition: CCM_OPERATION('ccm-billing'), method: 'GET', pattern: '$ccm-billing', level: 'system', scope: 's', handler: systemBillingOperation },
   { interaction: 'operation', operation: 'ccm-billing', definition: CCM_OPERATION('ccm-billing'), method: 'POST', pattern: '$ccm-billing', level: 'system', scope: 's', handler: systemBillingOperation },
+  { interaction: 'operation', operation: 'ccm-month-close', definition: CCM_OPERATION('ccm-month-close'), method: 'POST', pattern: '$ccm-month-close', level: 'system', scope: 'c', handler: (req, ctx) => monthCloseOperation(handle)(req, ctx, {}) },
   { interaction: 'operation', operation: 'ccm-worklist', definition: CCM_OPERATION('ccm-worklist'), method: 'GET', pattern: '$ccm-worklist', level: 'system', scope: 's', handler: worklistOperation },
   { interaction: 'operation', operation: 'export-file', hidden: true, method: 'GET', pattern: '$export-file/:id/:vid', level: 'system', scope: 'r', handler: exportFile },
   { interaction: 'operation', operation: 'export', definition: BULK_EXPORT_PATIENT, types: ['Patient'], method: 'GET', pattern: ':type/$export', level: 'type', scope: 'r', handler: exportKickoff },
