@@ -8,7 +8,7 @@ import type { RequestContext } from '../fhir/types';
 import { monthBounds, type MonthFacts, type PerformerKind, type Period, type PlanFacts, type ServiceFact, type TimeEntry } from './billing';
 import { CCM_SYSTEM, PROGRAM_TOKENS, programOf } from './codes';
 import { evaluateEligibility } from './eligibility';
-import { readAll, readReference, searchAll } from './records';
+import { readAll, readReference, searchAll, searchMapped } from './records';
 import type { CcmService } from './service';
 
 export const CPT = 'http://www.ama-assn.org/go/cpt';
@@ -43,11 +43,13 @@ export function timeEntryOf(task: Task): (TimeEntry & { patient: string }) | und
  */
 export async function entriesOfMonth(ctx: RequestContext, month: string, patientId?: string): Promise<Map<string, TimeEntry[]>> {
   const b = monthBounds(month);
-  const tasks = await searchAll<Task>(ctx, 'Task', { period: `ge${b.first}`, ...(patientId ? { patient: `Patient/${patientId}` } : {}) }, LIMIT);
-  const out = new Map<string, TimeEntry[]>();
-  for (const t of tasks) {
+  const found = await searchMapped<Task, ReturnType<typeof timeEntryOf>>(ctx, 'Task', { period: `ge${b.first}`, ...(patientId ? { patient: `Patient/${patientId}` } : {}) }, LIMIT, (t) => {
     const e = timeEntryOf(t);
-    if (e && overlaps({ start: e.start, end: e.end }, b)) {
+    return e && overlaps({ start: e.start, end: e.end }, b) ? e : undefined;
+  });
+  const out = new Map<string, TimeEntry[]>();
+  for (const e of found) {
+    if (e) {
       const { patient, ...entry } = e;
       const list = out.get(patient);
       if (list) {

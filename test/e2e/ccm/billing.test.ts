@@ -2,6 +2,8 @@
  * Time entries to money over HTTP: `$ccm-billing` (system and patient level, CSV), the running
  * totals bot, and the month-close bot's ChargeItems (idempotent, scheduled on the 1st).
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Bundle, ChargeItem, MeasureReport, Parameters, Resource, Task } from '@medplum/fhirtypes';
 import { deployBot } from '../../../src/bots/deploy';
@@ -258,6 +260,63 @@ describe('month close (ccm-month-close bot)', () => {
     }
     const items = await chargeItemsOf(s.patient);
     expect(items.map((c) => [c.code?.coding?.[0]?.code, c.occurrencePeriod?.start])).toEqual([['99490', '2026-03-01']]);
+  });
+
+  test('$ccm-month-close directly: the same ChargeItems; bad input is a 400; a token limited to one patient is refused', async () => {
+    const d = await enrolled('Practitioner/dr-d');
+    await create(timeEntry(d.patient, d.plan, '2026-01-12T10:00:00Z', 25));
+    const res = await server.request().post('/$ccm-month-close').set('Content-Type', FHIR_JSON).send({ resourceType: 'Parameters', parameter: [{ name: 'month', valueString: '2026-01' }] });
+    expect(res.status).toBe(200);
+    const n = (name: string): number | undefined => (res.body as Parameters).parameter?.find((p) => p.name === name)?.valueInteger;
+    expect([n('chargeItems'), n('written'), n('voided')]).toEqual([1, 1, 0]);
+    expect((await chargeItemsOf(d.patient)).map((c) => [c.code?.coding?.[0]?.code, c.status])).toEqual([['99490', 'billable']]);
+    for (const [query, text] of [
+      ['', 'month is required'],
+      ['?month=2026-13', "month '2026-13' is not a month"],
+      ['?month=2026-01&dryRun=true', "Unknown parameter 'dryRun'"],
+    ]) {
+      const bad = await server.request().post(`/$ccm-month-close${query}`);
+      expect(bad.status).toBe(400);
+      expect(JSON.stringify(bad.body)).toContain(text);
+    }
+    const narrow = await (await server.as('patient/*.cruds', { patient: d.patient })).post('/$ccm-month-close?month=2026-01');
+    expect(narrow.status).toBe(403);
+    expect(narrow.body.resourceType).toBe('OperationOutcome');
+    expect(JSON.stringify(narrow.body)).toContain('Closing a month needs search access to every');
+  });
+
+  test('a close whose one write is refused writes nothing (one transaction), and succeeds once the refusal is gone', async () => {
+    const ok = await enrolled('Practitioner/dr-ok');
+    const refused = await enrolled('Practitioner/dr-no');
+    await create(timeEntry(ok.patient, ok.plan, '2026-01-13T10:00:00Z', 25));
+    await create(timeEntry(refused.patient, refused.plan, '2026-01-14T10:00:00Z', 25));
+    // A pre-commit bot refusing the ChargeItem of one patient (as a site's own rule might).
+    const dir = mkdtempSync(join(tmpdir(), 'refuse-charge-'));
+    writeFileSync(
+      join(dir, 'bot.json'),
+      JSON.stringify({ description: 'test: refuses one ChargeItem', scope: 'system/ChargeItem.rs', triggers: [{ criteria: `ChargeItem?subject=Patient/${refused.patient}`, phase: 'pre-commit', interactions: ['create', 'update'] }] }),
+    );
+    writeFileSync(
+      join(dir, 'index.ts'),
+      "export async function handler() { return { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'business-rule', diagnostics: 'refused by the test bot' }] }; }\n",
+    );
+    await deployBot(dir, 'test-refuse-charge', server.continuum.bots);
+    try {
+      const res = await server.request().post('/$ccm-month-close?month=2026-01');
+      expect(res.status).toBeGreaterThanOrEqual(400);
+      expect(res.status).toBeLessThan(500);
+      expect(JSON.stringify(res.body)).toContain('refused by the test bot');
+      expect(await chargeItemsOf(ok.patient)).toEqual([]);
+      expect(await chargeItemsOf(refused.patient)).toEqual([]);
+    } finally {
+      await server.request().delete('/Library/bot-test-refuse-charge').expect((r) => expect([200, 204]).toContain(r.status));
+      rmSync(dir, { recursive: true, force: true });
+    }
+    await server.continuum.bots.idle();
+    const again = await server.request().post('/$ccm-month-close?month=2026-01');
+    expect(again.status).toBe(200);
+    expect((await chargeItemsOf(ok.patient)).map((c) => c.code?.coding?.[0]?.code)).toEqual(['99490']);
+    expect((await chargeItemsOf(refused.patient)).map((c) => c.code?.coding?.[0]?.code)).toEqual(['99490']);
   });
 
   test('a bad month is refused', async () => {
