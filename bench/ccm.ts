@@ -28,8 +28,9 @@
  * 1. `GET /$ccm-worklist`: `runs` sequential requests after one warm-up; median and p95, against a
  *    plain `GET Patient/{id}` measured the same way; the item kinds are checked against the data.
  * 2. `GET /$ccm-billing?month=` (the computation the month close starts with, no writes).
- * 3. `POST Library/bot-ccm-month-close/$execute` with `month` (the judged figure, wall time), then
- *    `GET ChargeItem?_summary=count` against the answer;
+ * 3. `POST Library/bot-ccm-month-close/$execute` with `month` (the judged figure, wall time: the
+ *    bot calls `$ccm-month-close`, src/ccm/month-close.ts), then `GET ChargeItem?_summary=count`
+ *    against the answer;
  * 4. the same month closed again (a retry or a correction: nothing to write, but `$ccm-billing` now
  *    reads the month's ChargeItems), its time as a note.
  * A close is waited for up to the bot's own timeout (bot.json) plus a minute. A wrong answer or a
@@ -670,8 +671,8 @@ async function measure(
   Object.assign(stats, { monthCloseSeconds, monthClosePatientsPerSec: perSec, chargeItems });
   notes.push(
     `month close ${data.month}: ${monthCloseSeconds.toFixed(2)} s wall = ${fmt(perSec)} patients/s; ${fmt(chargeItems)} ChargeItems written (ChargeItem?_summary=count agrees); ` +
-      `$ccm-billing alone took ${billingSeconds.toFixed(2)} s = ${fmt((billingSeconds / monthCloseSeconds) * 100)} % of it, so ~${Math.max(0, monthCloseSeconds - billingSeconds).toFixed(2)} s is the bot's own work ` +
-      `(reading earlier ChargeItems, ${Math.ceil(chargeItems / 200)} batch Bundles of 200 PUTs)`,
+      `$ccm-billing alone took ${billingSeconds.toFixed(2)} s = ${fmt((billingSeconds / monthCloseSeconds) * 100)} % of it, so ~${Math.max(0, monthCloseSeconds - billingSeconds).toFixed(2)} s is writing ` +
+      `(${fmt(chargeItems)} ChargeItems as ${Math.ceil(chargeItems / 2000)} transaction Bundles in one store transaction: ${fmt((Math.max(0, monthCloseSeconds - billingSeconds) * 1e6) / chargeItems)} us per ChargeItem)`,
   );
 
   // 4. The month closed again (a retry, or a correction): the same computation, now with the
