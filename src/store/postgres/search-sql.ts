@@ -193,8 +193,28 @@ function componentCond(x: string, i: number, m: CompositeComponentMatch, p: SqlP
   }
 }
 
+type ExistsRow = typeof existsRow;
+
+/**
+ * The ids of the resources of `resourceType` matching one value filter, read from its index table
+ * alone (index rows exist only for current, non-deleted versions), or undefined when the filter is
+ * not a plain value filter. Over many matches this skips joining resource_current, which PostgreSQL
+ * does by scanning the whole table.
+ */
+export function indexIdsSql(f: SearchFilter, resourceType: string, p: SqlParams): string | undefined {
+  if (!['string', 'token', 'reference', 'date', 'number', 'quantity', 'uri'].includes(f.kind)) {
+    return undefined;
+  }
+  const select: ExistsRow = (table, _r, code, q, cond) => {
+    const x = nextAlias('x');
+    return `SELECT ${x}.id FROM ${TABLE[table]} ${x} WHERE ${x}.resource_type = ${q.add(resourceType)} AND ${x}.code = ${q.add(code)} AND (${cond(x)})`;
+  };
+  return filterSql(f, 'r', p, select);
+}
+
 /** SQL for one filter over resource alias `r`. */
-export function filterSql(f: SearchFilter, r: string, p: SqlParams): string {
+export function filterSql(f: SearchFilter, r: string, p: SqlParams, exists: ExistsRow = existsRow): string {
+  const existsRow = exists;
   switch (f.kind) {
     case 'id':
       return `${r}.id = ANY(${p.add(f.ids, 'text[]')})`;

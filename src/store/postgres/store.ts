@@ -28,7 +28,7 @@ import { PgExportJobStore } from './export-store';
 import { LazyTransaction } from './lazy-transaction';
 import { cacheKey, ReadCache } from './read-cache';
 import { matchAll } from '../../search/match';
-import { filterSql, keysetSql, type SortColumn, sortColumns, SqlParams } from './search-sql';
+import { filterSql, indexIdsSql, keysetSql, type SortColumn, sortColumns, SqlParams } from './search-sql';
 
 interface CurrentRow {
   version_id: number;
@@ -198,11 +198,12 @@ class PgReader implements StoreReader {
       throw new Error('searchIds takes one resource type');
     }
     const p = new SqlParams();
-    const where = this.whereOf(query, p);
-    const rows = await this.q.query<{ id: string }>(
-      `SELECT r.id FROM resource_current r WHERE ${where.join(' AND ')} ORDER BY r.id LIMIT ${p.add(query.count, 'int')}`,
-      p.values,
-    );
+    const type = Array.isArray(query.resourceType) ? query.resourceType[0] : query.resourceType;
+    const fromIndex = query.filters.length === 1 ? indexIdsSql(query.filters[0], type, p) : undefined;
+    const sql = fromIndex
+      ? `SELECT DISTINCT q.id FROM (${fromIndex}) q ORDER BY q.id LIMIT ${p.add(query.count, 'int')}`
+      : `SELECT r.id FROM resource_current r WHERE ${this.whereOf(query, p).join(' AND ')} ORDER BY r.id LIMIT ${p.add(query.count, 'int')}`;
+    const rows = await this.q.query<{ id: string }>(sql, p.values);
     return rows.map((r) => r.id);
   }
 
