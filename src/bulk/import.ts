@@ -17,7 +17,7 @@ import { badRequest, FhirError } from '../errors';
 import type { FhirRequest, FhirResponse, Handler, JobControl, RequestContext } from '../fhir/types';
 import { parseJsonBody } from '../util/json';
 import { breathe } from '../util/breathe';
-import { writeMany, WRITE_GROUP } from '../fhir/write-many';
+import { type WriteItem, writeMany, WRITE_GROUP } from '../fhir/write-many';
 
 const MAX_REPORTED = 100;
 
@@ -60,17 +60,14 @@ async function importLines(body: string, ctx: RequestContext, dispatch: Dispatch
     }
   };
   // A line that does not parse waits in its group, so failures are reported in line order.
-  let group: { resource?: Resource; error?: unknown; line: number }[] = [];
+  let group: { item: WriteItem; line: number }[] = [];
   const writeGroup = async (): Promise<void> => {
-    const valid = group.filter((g) => g.resource !== undefined);
-    const outcomes = await writeMany(valid.map((g) => g.resource as Resource), ctx, dispatch);
-    const byLine = new Map(valid.map((g, k) => [g.line, outcomes[k]]));
-    for (const g of group) {
-      const o = byLine.get(g.line);
-      if (o?.ok) {
+    const outcomes = await writeMany(group.map((g) => g.item), ctx, dispatch);
+    for (const [k, o] of outcomes.entries()) {
+      if (o.ok) {
         imported++;
       } else {
-        report(g.line, o ? o.error : g.error);
+        report(group[k].line, o.error);
       }
     }
     group = [];
@@ -91,9 +88,9 @@ async function importLines(body: string, ctx: RequestContext, dispatch: Dispatch
       if (typeof resource !== 'object' || resource === null || typeof resource.resourceType !== 'string') {
         throw badRequest('a line must be one FHIR resource (a JSON object with resourceType)');
       }
-      group.push({ resource, line: i + 1 });
+      group.push({ item: { resource }, line: i + 1 });
     } catch (error) {
-      group.push({ error, line: i + 1 });
+      group.push({ item: { error }, line: i + 1 });
     }
     if (group.length >= WRITE_GROUP) {
       await writeGroup();

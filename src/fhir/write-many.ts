@@ -25,8 +25,13 @@ export function writeRequest(resource: Resource): FhirRequest {
     : { method: 'POST', path: resource.resourceType, query: {}, body: resource, preferReturn: 'minimal' };
 }
 
-/** Writes `resources` (at most a few hundred: see WRITE_GROUP); one outcome per resource, in order. */
-export async function writeMany(resources: Resource[], ctx: RequestContext, dispatch: Dispatch): Promise<WriteOutcome[]> {
+/** One thing to write: a resource, or why a line could not be read as one (reported in its place). */
+export type WriteItem = { resource: Resource } | { error: unknown };
+
+/** Writes `items` (at most a few hundred: see WRITE_GROUP); one outcome per item, in order. */
+export async function writeMany(items: WriteItem[], ctx: RequestContext, dispatch: Dispatch): Promise<WriteOutcome[]> {
+  const resources = items.flatMap((item) => ('resource' in item ? [item.resource] : []));
+  let grouped = false;
   if (resources.length > 1) {
     const bundle: Bundle = {
       resourceType: 'Bundle',
@@ -38,18 +43,24 @@ export async function writeMany(resources: Resource[], ctx: RequestContext, disp
     };
     try {
       await dispatch({ method: 'POST', path: '', query: {}, body: bundle, preferReturn: 'minimal' }, ctx);
-      return resources.map(() => ({ ok: true }));
+      grouped = true;
     } catch {
       // Nothing of the group was written: find which resources fail, one at a time.
     }
   }
   const out: WriteOutcome[] = [];
-  for (const resource of resources) {
-    try {
-      await dispatch(writeRequest(resource), ctx);
+  for (const item of items) {
+    if (!('resource' in item)) {
+      out.push({ ok: false, error: item.error });
+    } else if (grouped) {
       out.push({ ok: true });
-    } catch (error) {
-      out.push({ ok: false, error });
+    } else {
+      try {
+        await dispatch(writeRequest(item.resource), ctx);
+        out.push({ ok: true });
+      } catch (error) {
+        out.push({ ok: false, error });
+      }
     }
   }
   return out;

@@ -6,7 +6,7 @@ import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { FhirError } from '../errors';
 import { handle } from '../fhir/router';
 import type { RequestContext } from '../fhir/types';
-import { writeMany, writeRequest, WRITE_GROUP } from '../fhir/write-many';
+import { type WriteItem, writeMany, writeRequest, WRITE_GROUP } from '../fhir/write-many';
 import { parseJsonBody } from '../util/json';
 import { fileSize, isNdjson, listFiles, readLines, readText } from './sources';
 import { Progress } from './progress';
@@ -55,26 +55,23 @@ export async function importPaths(paths: string[], ctx: RequestContext, options:
     if (isNdjson(file)) {
       // Lines are written in groups (one transaction each, src/fhir/write-many.ts).
       // A line that does not parse waits in its group, so failures are reported in line order.
-      let group: { resource?: Resource; error?: unknown; number: number }[] = [];
+      let group: { item: WriteItem; number: number }[] = [];
       const writeGroup = async (): Promise<void> => {
-        const valid = group.filter((g) => g.resource !== undefined);
-        const outcomes = await writeMany(valid.map((g) => g.resource as Resource), ctx, handle);
-        const byLine = new Map(valid.map((g, k) => [g.number, outcomes[k]]));
-        for (const g of group) {
-          const o = byLine.get(g.number);
-          if (o?.ok) {
+        const outcomes = await writeMany(group.map((g) => g.item), ctx, handle);
+        for (const [k, o] of outcomes.entries()) {
+          if (o.ok) {
             summary.resources++;
           } else {
-            fail(`${file}:${g.number}`, o ? o.error : g.error);
+            fail(`${file}:${group[k].number}`, o.error);
           }
         }
         group = [];
       };
       for await (const { line, number } of readLines(file)) {
         try {
-          group.push({ resource: parseJsonBody(Buffer.from(line), ctx.limits.maxJsonDepth) as Resource, number });
+          group.push({ item: { resource: parseJsonBody(Buffer.from(line), ctx.limits.maxJsonDepth) as Resource }, number });
         } catch (error) {
-          group.push({ error, number });
+          group.push({ item: { error }, number });
         }
         if (group.length >= WRITE_GROUP) {
           await writeGroup();
@@ -100,7 +97,7 @@ export async function importPaths(paths: string[], ctx: RequestContext, options:
           const entries = (body.entry ?? []).map((e, i) => ({ resource: e.resource, i })).filter((e): e is { resource: Resource; i: number } => e.resource !== undefined);
           for (let start = 0; start < entries.length; start += WRITE_GROUP) {
             const group = entries.slice(start, start + WRITE_GROUP);
-            const outcomes = await writeMany(group.map((e) => e.resource), ctx, handle);
+            const outcomes = await writeMany(group.map((e) => ({ resource: e.resource })), ctx, handle);
             for (const [k, o] of outcomes.entries()) {
               if (o.ok) {
                 summary.resources++;
