@@ -43,20 +43,17 @@ export function timeEntryOf(task: Task): (TimeEntry & { patient: string }) | und
  */
 export async function entriesOfMonth(ctx: RequestContext, month: string, patientId?: string): Promise<Map<string, TimeEntry[]>> {
   const b = monthBounds(month);
-  const found = await searchMapped<Task, ReturnType<typeof timeEntryOf>>(ctx, 'Task', { period: `ge${b.first}`, ...(patientId ? { patient: `Patient/${patientId}` } : {}) }, LIMIT, (t) => {
+  const found = await searchMapped<Task, TimeEntry & { patient: string }>(ctx, 'Task', { period: `ge${b.first}`, ...(patientId ? { patient: `Patient/${patientId}` } : {}) }, LIMIT, (t) => {
     const e = timeEntryOf(t);
     return e && overlaps({ start: e.start, end: e.end }, b) ? e : undefined;
   });
   const out = new Map<string, TimeEntry[]>();
-  for (const e of found) {
-    if (e) {
-      const { patient, ...entry } = e;
-      const list = out.get(patient);
-      if (list) {
-        list.push(entry);
-      } else {
-        out.set(patient, [entry]);
-      }
+  for (const { patient, ...entry } of found) {
+    const list = out.get(patient);
+    if (list) {
+      list.push(entry);
+    } else {
+      out.set(patient, [entry]);
     }
   }
   return out;
