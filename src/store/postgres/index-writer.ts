@@ -39,6 +39,10 @@ export class IndexBatch {
       const columns = COLUMNS[key] as (row: unknown) => unknown[];
       const out = (this.rows[key] ??= []);
       for (const row of list) {
+        if (key === 'token' && row.code === '_id') {
+          // `_id` is searched on resource_current.id (search-sql.ts): its token row would never be read.
+          continue;
+        }
         out.push([resourceType, id, row.code, ...columns(row).map((v) => v ?? null)]);
         this.count++;
       }
