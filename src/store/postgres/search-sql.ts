@@ -212,14 +212,16 @@ export function indexIdsSql(f: SearchFilter, resourceType: string, p: SqlParams)
   return filterSql(f, 'r', p, select);
 }
 
-/** SQL for one filter over resource alias `r`. */
-export function filterSql(f: SearchFilter, r: string, p: SqlParams, exists: ExistsRow = existsRow): string {
-  const existsRow = exists;
+/**
+ * SQL for one filter over resource alias `r`. `rowOf` renders a value filter's condition on its
+ * index table (by default as EXISTS correlated with `r`; indexIdsSql renders it as a SELECT).
+ */
+export function filterSql(f: SearchFilter, r: string, p: SqlParams, rowOf: ExistsRow = existsRow): string {
   switch (f.kind) {
     case 'id':
       return `${r}.id = ANY(${p.add(f.ids, 'text[]')})`;
     case 'string':
-      return existsRow('string', r, f.code, p, (x) =>
+      return rowOf('string', r, f.code, p, (x) =>
         any(
           f.values.map((v) => {
             switch (f.mode) {
@@ -235,14 +237,14 @@ export function filterSql(f: SearchFilter, r: string, p: SqlParams, exists: Exis
         ),
       );
     case 'token':
-      return existsRow('token', r, f.code, p, (x) => any(f.values.map((m) => tokenCond((c) => `${x}.${c}`, m, p))));
+      return rowOf('token', r, f.code, p, (x) => any(f.values.map((m) => tokenCond((c) => `${x}.${c}`, m, p))));
     case 'reference':
-      return existsRow('reference', r, f.code, p, (x) => any(f.values.map((m) => referenceCond((c) => `${x}.${c}`, m, p))));
+      return rowOf('reference', r, f.code, p, (x) => any(f.values.map((m) => referenceCond((c) => `${x}.${c}`, m, p))));
     case 'date':
-      return existsRow('date', r, f.code, p, (x) => any(f.values.map((m) => dateCond(`${x}.start_at`, `${x}.end_at`, m, p))));
+      return rowOf('date', r, f.code, p, (x) => any(f.values.map((m) => dateCond(`${x}.start_at`, `${x}.end_at`, m, p))));
     case 'number':
     case 'quantity':
-      return existsRow(f.kind, r, f.code, p, (x) =>
+      return rowOf(f.kind, r, f.code, p, (x) =>
         any(
           f.values.map((m) => {
             const units = f.kind === 'quantity' ? unitCond((c) => `${x}.${c}`, m, p) : '';
@@ -251,7 +253,7 @@ export function filterSql(f: SearchFilter, r: string, p: SqlParams, exists: Exis
         ),
       );
     case 'uri':
-      return existsRow('uri', r, f.code, p, (x) =>
+      return rowOf('uri', r, f.code, p, (x) =>
         any(
           f.values.map((v) => {
             switch (f.mode) {
@@ -266,7 +268,7 @@ export function filterSql(f: SearchFilter, r: string, p: SqlParams, exists: Exis
         ),
       );
     case 'composite':
-      return existsRow('composite', r, f.code, p, (x) =>
+      return rowOf('composite', r, f.code, p, (x) =>
         any(f.values.map((components) => components.map((m, i) => `(${componentCond(x, i, m, p)})`).join(' AND '))),
       );
     case 'missing': {
