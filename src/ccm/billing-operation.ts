@@ -13,10 +13,11 @@ import { badRequest } from '../errors';
 import { requireId } from '../fhir/common';
 import type { FhirRequest, FhirResponse, Handler, RequestContext } from '../fhir/types';
 import { breathe } from '../util/breathe';
-import { billMonth, type MonthResult } from './billing';
+import { billMonth, type MonthFacts, type MonthResult } from './billing';
 import { CPT, loadMonth } from './billing-data';
 import { ccmOf, operationInput } from './eligibility-operation';
 import { readOrNotFound } from './records';
+import type { CcmService } from './service';
 
 const MONTH = /^\d{4}-(0[1-9]|1[0-2])$/;
 
@@ -36,7 +37,11 @@ function monthInput(req: FhirRequest): string {
 export async function billPatients(ctx: RequestContext, month: string, only?: string, progress: (t: string) => void = () => undefined): Promise<MonthResult[]> {
   const ccm = ccmOf(ctx);
   progress('reading the month');
-  const facts = await loadMonth(ctx, ccm, month, only);
+  return billFacts(ccm, await loadMonth(ctx, ccm, month, only), progress);
+}
+
+/** The rules over each patient-month read, yielding to other requests every 500 patients. */
+export async function billFacts(ccm: CcmService, facts: MonthFacts[], progress: (t: string) => void): Promise<MonthResult[]> {
   const results: MonthResult[] = [];
   for (let i = 0; i < facts.length; i++) {
     results.push(billMonth(facts[i], ccm.billing));

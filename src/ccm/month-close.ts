@@ -20,9 +20,8 @@
 import type { Bundle, ChargeItem, Parameters } from '@medplum/fhirtypes';
 import { badRequest, forbidden } from '../errors';
 import type { FhirRequest, FhirResponse, Handler, RequestContext } from '../fhir/types';
-import { breathe } from '../util/breathe';
-import { billMonth, type MonthResult } from './billing';
 import { readMonth } from './billing-data';
+import { billFacts } from './billing-operation';
 import { chargeItemsOf, isMonthCloseCharge, sameCharge } from './charge-items';
 import { ccmOf, operationInput } from './eligibility-operation';
 
@@ -46,14 +45,7 @@ export async function closeMonth(ctx: RequestContext, dispatch: Dispatch, month:
   const ccm = ccmOf(ctx);
   progress(`reading ${month}`);
   const { facts, chargeItems: stored } = await readMonth(ctx, ccm, month);
-  const results: MonthResult[] = [];
-  for (let i = 0; i < facts.length; i++) {
-    results.push(billMonth(facts[i], ccm.billing));
-    if (i % 1000 === 999) {
-      progress(`${i + 1} of ${facts.length} patients billed`);
-      await breathe();
-    }
-  }
+  const results = await billFacts(ccm, facts, progress);
   const now = ctx.now().toISOString();
   const wanted = chargeItemsOf(month, results, now);
   const wantedIds = new Set(wanted.map((c) => c.id as string));
