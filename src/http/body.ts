@@ -13,13 +13,22 @@ export async function readBody(req: Request, limit: number): Promise<Buffer> {
   }
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) {
-      req.resume();
-      throw tooLarge(limit);
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > limit) {
+        req.resume();
+        throw tooLarge(limit);
+      }
+      chunks.push(chunk);
     }
-    chunks.push(chunk);
+  } catch (err) {
+    if (err instanceof FhirError) {
+      throw err;
+    }
+    // The client closed the connection before its body was complete: its request, not a fault
+    // of the server (no one reads the answer, but the audit trail and the logs see a 400).
+    throw new FhirError('invalid', `The request body ended after ${size} bytes: the client closed the connection (${(err as Error).message})`);
   }
   return Buffer.concat(chunks, size);
 }
