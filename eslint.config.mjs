@@ -19,8 +19,9 @@ export default tseslint.config(
     },
   },
   {
-    // The bot sandbox's worker is plain CommonJS (it runs from src/ as is, see src/bots/sandbox.ts).
-    files: ['src/bots/sandbox-worker.js'],
+    // The bot sandbox's worker and the embedded database's thread are plain CommonJS (they run
+    // from src/ as they are, see src/bots/sandbox.ts and src/store/postgres/pglite-thread.ts).
+    files: ['src/bots/sandbox-worker.js', 'src/store/postgres/pglite-worker.cjs'],
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {

@@ -166,13 +166,18 @@ export class BotRuntime implements WriteHooks {
     return s;
   }
 
+  /** Periodic tasks (see start) in progress. */
+  private readonly ticking = new Set<Promise<unknown>>();
+
   /** Loads definitions and starts the queue worker, the reloader and the scheduler. */
   async start(): Promise<void> {
     await this.reload();
     const every = (ms: number, fn: () => Promise<unknown>, where: string): void => {
       const t = setInterval(() => {
         if (!this.stopped) {
-          fn().catch((err: unknown) => this.deps.logError(err, where));
+          const tick = fn().catch((err: unknown) => this.deps.logError(err, where));
+          this.ticking.add(tick);
+          void tick.finally(() => this.ticking.delete(tick));
         }
       }, ms);
       t.unref();
@@ -199,6 +204,9 @@ export class BotRuntime implements WriteHooks {
       clearTimeout(this.scheduleTimer);
     }
     await this.draining;
+    // A periodic task already under way (a definitions reload, a purge) finishes before the store
+    // it queries is closed.
+    await Promise.allSettled([...this.ticking]);
     await Promise.allSettled([...this.running]);
     await this.sandbox.close();
   }

@@ -15,13 +15,15 @@ export interface StoreConfig {
   memory?: boolean;
   /** Embedded store: PostgreSQL's shared_buffers (default 32MB). */
   sharedBuffers?: string;
+  /** Embedded store: PGlite on a worker thread (default; CONTINUUM_PGLITE_THREAD=0 keeps it on this one). */
+  pgliteThread?: boolean;
 }
 
 /** Opens the configured store and brings its schema up to date. */
 export async function openStore(config: StoreConfig, indexer?: Indexer): Promise<Store> {
   const opened = config.databaseUrl
     ? await openNodePg(config.databaseUrl)
-    : await openPglite(config.memory ? undefined : (config.dataDir ?? './data'), { sharedBuffers: config.sharedBuffers });
+    : await openPglite(config.memory ? undefined : (config.dataDir ?? './data'), { sharedBuffers: config.sharedBuffers, thread: config.pgliteThread ?? process.env.CONTINUUM_PGLITE_THREAD !== '0' });
   // Diagnostics: CONTINUUM_SLOW_QUERY_MS=50 logs every statement slower than 50 ms to stderr.
   const slowMs = process.env.CONTINUUM_SLOW_QUERY_MS ? Number(process.env.CONTINUUM_SLOW_QUERY_MS) : NaN;
   const driver = Number.isFinite(slowMs) && slowMs >= 0 ? logSlowQueries(opened, slowMs, (line) => process.stderr.write(line + '\n')) : opened;

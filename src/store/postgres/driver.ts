@@ -14,6 +14,11 @@ export interface Queryable {
 
 export interface Driver extends Queryable {
   readonly kind: 'pglite' | 'postgres';
+  /**
+   * Statements run outside this thread (a worker thread, a server), so a statement sent early
+   * overlaps this thread's JavaScript: writers then send queued creates in the background.
+   */
+  readonly pipelined?: boolean;
   /** Runs `fn` inside BEGIN ... COMMIT on one connection; rolls back if it throws. */
   transaction<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;
@@ -46,6 +51,7 @@ export function logSlowQueries(driver: Driver, thresholdMs: number, log: (line: 
   const outer = timed(driver);
   return {
     kind: driver.kind,
+    pipelined: driver.pipelined,
     query: outer.query,
     exec: outer.exec,
     transaction: (fn) => driver.transaction((q) => fn(timed(q))),

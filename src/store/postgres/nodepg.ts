@@ -25,6 +25,7 @@ export async function openNodePg(connectionString: string, poolSize = 10): Promi
   });
   return {
     kind: 'postgres',
+    pipelined: true,
     async query<R>(sql: string, params?: unknown[], options?: { prepare?: boolean }): Promise<R[]> {
       const res = await pool.query(config(sql, params, options?.prepare));
       return res.rows as R[];

@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import type { Driver, Queryable } from './driver';
+import { openPgliteThread } from './pglite-thread';
 
 /** The embedded store's buffer pool (PostgreSQL `shared_buffers`). */
 export const DEFAULT_SHARED_BUFFERS = '32MB';
@@ -10,7 +11,11 @@ export const DEFAULT_SHARED_BUFFERS = '32MB';
  * shared by the whole process. Writes go straight to the data directory's files before a query
  * resolves, so an acknowledged write survives a killed process.
  */
-export async function openPglite(dataDir: string | undefined, options: { sharedBuffers?: string } = {}): Promise<Driver> {
+export async function openPglite(dataDir: string | undefined, options: { sharedBuffers?: string; thread?: boolean } = {}): Promise<Driver> {
+  const extra = ['-c', `shared_buffers=${options.sharedBuffers ?? DEFAULT_SHARED_BUFFERS}`];
+  if (options.thread) {
+    return openPgliteThread(dataDir, extra);
+  }
   // Loaded lazily: a PostgreSQL-server deployment never pays for the WebAssembly module.
   const { PGlite } = await import('@electric-sql/pglite');
   if (dataDir) {
@@ -19,7 +24,7 @@ export async function openPglite(dataDir: string | undefined, options: { sharedB
   // PostgreSQL's buffer pool lives in the WebAssembly heap, which never shrinks: 128 MB (the
   // default) makes the process ~130 MB bigger than 16-32 MB does, for little speed (the OS caches
   // the data files anyway).
-  const startParams = [...PGlite.defaultStartParams, '-c', `shared_buffers=${options.sharedBuffers ?? DEFAULT_SHARED_BUFFERS}`];
+  const startParams = [...PGlite.defaultStartParams, ...extra];
   const db = await PGlite.create({ dataDir, relaxedDurability: false, startParams });
   interface PgliteLike {
     query(sql: string, params?: unknown[]): Promise<{ rows: unknown[] }>;

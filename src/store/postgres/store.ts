@@ -376,6 +376,13 @@ function cursorValue(v: unknown): unknown {
 /** Keys per prefetch() query. */
 const PREFETCH_CHUNK = 1000;
 
+/**
+ * Queued creates are sent in the background once this many wait, when the driver runs statements
+ * off this thread (Driver.pipelined): the database writes them while this thread validates and
+ * indexes the next ones.
+ */
+export const STREAM_ROWS = 200;
+
 interface PendingCreate {
   index?: IndexRows;
   resourceType: string;
@@ -396,12 +403,41 @@ class PgWriter extends PgReader implements StoreWriter {
    */
   private readonly locked = new Map<string, CurrentRow | null>();
 
+  /**
+   * Creates sent in the background (see STREAM_ROWS) and not yet known written: each link of the
+   * chain writes one group after the one before it. Every other statement of this writer waits
+   * for the chain first (`ordered` below), so it sees those rows and the order of statements is
+   * the order of calls.
+   */
+  private streaming?: Promise<void>;
+  /** A create the background writes found already existing: the transaction fails with 409. */
+  private clash?: PendingCreate;
+  /** The transaction's connection without the wait (background writes go through it). */
+  private readonly raw: Queryable;
+
   constructor(
     q: Queryable,
     kind: Store['kind'],
     private readonly indexer?: Indexer,
+    private readonly stream = false,
   ) {
-    super(q, indexer);
+    // `this` is not available before super(): the gate is filled in just after it.
+    const gate = { wait: (): Promise<void> => Promise.resolve() };
+    const raw = q;
+    const ordered: Queryable = {
+      query: async (sql, params, options) => {
+        await gate.wait();
+        return raw.query(sql, params, options);
+      },
+      exec: async (sql) => {
+        await gate.wait();
+        return raw.exec(sql);
+      },
+    };
+    super(stream ? ordered : raw, indexer);
+    gate.wait = () => this.settled();
+    this.raw = raw;
+    q = this.q; // the stores joined below wait for background writes too
     // Nested transactions (entries of a transaction Bundle) join this one.
     const joined: Store = {
       kind,
@@ -440,6 +476,9 @@ class PgWriter extends PgReader implements StoreWriter {
     this.touched.add(key);
     this.locked.delete(key);
     this.pending.push({ resourceType: resource.resourceType, id, lastUpdated, json, method, index });
+    if (this.stream && this.pending.length >= STREAM_ROWS) {
+      this.sendPending();
+    }
     return { resourceType: resource.resourceType, id, versionId: '1', lastUpdated, deleted: false, method, json };
   }
 
@@ -450,6 +489,7 @@ class PgWriter extends PgReader implements StoreWriter {
 
   /** flush() through another connection: the store's own, when no transaction was needed. */
   async flushWith(q: Queryable): Promise<void> {
+    await this.settled();
     const clash = await this.writePending(q);
     if (clash) {
       throw conflict(`${clash.resourceType}/${clash.id} already exists`);
@@ -458,7 +498,42 @@ class PgWriter extends PgReader implements StoreWriter {
 
   /** Writes the queued creates; false when one of them already existed (and was not written). */
   private async flushInserted(): Promise<boolean> {
-    return (await this.writePending(this.q)) === undefined;
+    await this.settled();
+    return (await this.writePending(this.raw)) === undefined;
+  }
+
+  /** Starts writing the queued creates in the background, after those already under way. */
+  private sendPending(): void {
+    const rows = this.pending;
+    this.pending = [];
+    const link = (this.streaming ?? Promise.resolve()).then(async () => {
+      const clash = await this.writeRows(this.raw, rows);
+      this.clash ??= clash;
+    });
+    link.catch(() => undefined); // awaited (and thrown) by settled(); never "unhandled"
+    this.streaming = link;
+  }
+
+  /**
+   * Waits until every background write sent so far is done; throws its error, or a 409 when one
+   * of its creates already existed.
+   */
+  private async settled(): Promise<void> {
+    while (this.streaming) {
+      const current = this.streaming;
+      await current;
+      if (this.streaming === current) {
+        this.streaming = undefined;
+      }
+    }
+    if (this.clash) {
+      throw conflict(`${this.clash.resourceType}/${this.clash.id} already exists`);
+    }
+  }
+
+  /** Waits for background writes without throwing (before a rollback). */
+  async quiesce(): Promise<void> {
+    await this.settled().catch(() => undefined);
   }
 
   /**
@@ -467,11 +542,15 @@ class PgWriter extends PgReader implements StoreWriter {
    * the transaction or replaces them with an update.)
    */
   private async writePending(q: Queryable): Promise<PendingCreate | undefined> {
-    if (this.pending.length === 0) {
-      return undefined;
-    }
     const rows = this.pending;
     this.pending = [];
+    return this.writeRows(q, rows);
+  }
+
+  private async writeRows(q: Queryable, rows: PendingCreate[]): Promise<PendingCreate | undefined> {
+    if (rows.length === 0) {
+      return undefined;
+    }
     const batch = new IndexBatch();
     for (const r of rows) {
       if (r.index) {
@@ -730,7 +809,7 @@ export class PgStore extends PgReader implements Store {
 
   async transaction<T>(fn: (writer: StoreWriter) => Promise<T>): Promise<T> {
     const tx = new LazyTransaction(this.driver);
-    const writer = new PgWriter(tx.queryable, this.kind, this.indexer);
+    const writer = new PgWriter(tx.queryable, this.kind, this.indexer, this.driver.pipelined === true);
     try {
       const result = await fn(writer);
       if (tx.started) {
@@ -744,6 +823,7 @@ export class PgStore extends PgReader implements Store {
       await tx.end(true);
       return result;
     } catch (err) {
+      await writer.quiesce();
       await tx.end(false, err);
       throw err;
     } finally {

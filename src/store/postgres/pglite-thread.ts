@@ -1,0 +1,149 @@
+/**
+ * The embedded store with PGlite on a worker thread (pglite-worker.cjs). PGlite executes every
+ * statement synchronously in WebAssembly, so on the main thread a query stops all JavaScript —
+ * HTTP parsing, validation, index extraction, Bundle assembly — until it returns. On its own thread
+ * the two overlap: the main thread prepares the next request while PostgreSQL runs this one, which
+ * uses the second core these machines have.
+ *
+ * The price is a copy of each statement's parameters and rows between the threads (structured
+ * clone; resource content is text, so mostly one string copy) and a message round trip per
+ * statement. Semantics are PGlite's own: one connection, transactions serialised.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { projectRoot } from '../../util/root';
+import type { Driver, Queryable } from './driver';
+
+interface Reply {
+  id: number;
+  ok: boolean;
+  rows?: unknown[];
+  error?: Record<string, unknown> & { message: string };
+}
+
+type Pending = { resolve: (rows: unknown[] | undefined) => void; reject: (err: Error) => void };
+
+/** An Error carrying the database error's fields (code, detail, constraint, ...). */
+function rebuild(fields: Record<string, unknown> & { message: string }): Error {
+  const err = new Error(fields.message);
+  Object.assign(err, fields);
+  return err;
+}
+
+export async function openPgliteThread(dataDir: string | undefined, startParams: string[]): Promise<Driver> {
+  if (dataDir) {
+    mkdirSync(dataDir, { recursive: true });
+  }
+  const worker = new Worker(join(projectRoot(), 'src', 'store', 'postgres', 'pglite-worker.cjs'), {
+    workerData: { dataDir, startParams },
+  });
+  const pending = new Map<number, Pending>();
+  let nextId = 1;
+  let nextTx = 1;
+  let failure: Error | undefined;
+  /** Set by close(): from then on the thread stays referenced until it has stopped. */
+  let closing = false;
+
+  await new Promise<void>((resolve, reject) => {
+    const onFirst = (msg: { ready?: boolean; error?: Record<string, unknown> & { message: string } }): void => {
+      worker.off('error', onError);
+      if (msg.ready) {
+        resolve();
+      } else {
+        reject(rebuild(msg.error ?? { message: 'the embedded database did not start' }));
+      }
+    };
+    const onError = (err: Error): void => {
+      worker.off('message', onFirst);
+      reject(err);
+    };
+    worker.once('message', onFirst);
+    worker.once('error', onError);
+  });
+
+  const failAll = (err: Error): void => {
+    failure ??= err;
+    for (const p of pending.values()) {
+      p.reject(err);
+    }
+    pending.clear();
+    if (!closing) {
+      worker.unref();
+    }
+  };
+  // The thread keeps the process alive only while a statement is in flight, like a socket would.
+  worker.unref();
+  worker.on('message', (msg: Reply) => {
+    const p = pending.get(msg.id);
+    if (!p) {
+      return;
+    }
+    pending.delete(msg.id);
+    if (pending.size === 0 && !closing) {
+      worker.unref();
+    }
+    if (msg.ok) {
+      p.resolve(msg.rows);
+    } else {
+      p.reject(rebuild(msg.error ?? { message: 'embedded database error' }));
+    }
+  });
+  worker.on('error', (err) => failAll(err));
+  worker.on('exit', (code) => failAll(new Error(`the embedded database thread stopped (exit code ${code})`)));
+
+  const send = (msg: Record<string, unknown>): Promise<unknown[] | undefined> => {
+    if (failure) {
+      return Promise.reject(failure);
+    }
+    const id = nextId++;
+    return new Promise((resolve, reject) => {
+      if (pending.size === 0) {
+        worker.ref();
+      }
+      pending.set(id, { resolve, reject });
+      worker.postMessage({ ...msg, id });
+    });
+  };
+
+  const on = (tx: number): Queryable => ({
+    async query<R>(sql: string, params?: unknown[]): Promise<R[]> {
+      return (await send({ op: 'query', sql, params, tx })) as R[];
+    },
+    async exec(sql: string): Promise<void> {
+      await send({ op: 'exec', sql, tx });
+    },
+  });
+  const base = on(0);
+
+  return {
+    kind: 'pglite',
+    pipelined: true,
+    query: base.query,
+    exec: base.exec,
+    async transaction<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
+      const tx = nextTx++;
+      await send({ op: 'begin', tx });
+      let result: T;
+      try {
+        result = await fn(on(tx));
+      } catch (err) {
+        await send({ op: 'end', tx, commit: false }).catch(() => undefined);
+        throw err;
+      }
+      await send({ op: 'end', tx, commit: true });
+      return result;
+    },
+    async close(): Promise<void> {
+      // Referenced while it stops: an unreferenced thread would let the process exit mid-close,
+      // before the caller's code after close() (an exit code, a last message) ran.
+      closing = true;
+      worker.ref();
+      if (!failure) {
+        await send({ op: 'close' });
+      }
+      failure ??= new Error('the embedded database is closed');
+      await worker.terminate();
+    },
+  };
+}

@@ -1,0 +1,130 @@
+/**
+ * The embedded store's PostgreSQL on a worker thread (src/store/postgres/pglite-thread.ts): the
+ * driver must behave exactly like PGlite on the main thread — rows and types, database errors with
+ * their fields, transactions that commit or roll back, PGlite's serialisation — and must neither
+ * keep a process alive when idle nor lose statements sent before close.
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import type { Driver } from '../../src/store/postgres/driver';
+import { openPgliteThread } from '../../src/store/postgres/pglite-thread';
+
+const ROOT = join(__dirname, '..', '..');
+
+describe('PGlite on a worker thread', () => {
+  let db: Driver;
+  beforeAll(async () => {
+    db = await openPgliteThread(undefined, ['-c', 'shared_buffers=16MB']);
+    await db.exec('CREATE TABLE t (id int PRIMARY KEY, name text, doc jsonb, at timestamptz, raw bytea)');
+  }, 60_000);
+  afterAll(async () => {
+    await db.close();
+  });
+
+  test('parameters go in and rows come back with their types', async () => {
+    await db.query('INSERT INTO t VALUES ($1, $2, $3, $4, $5)', [1, 'Ann', JSON.stringify({ a: [1, 2] }), '2026-01-02T03:04:05.678Z', new Uint8Array([7, 8])]);
+    const rows = await db.query<{ id: number; name: string; doc: unknown; at: Date; raw: Uint8Array }>('SELECT * FROM t WHERE id = $1', [1]);
+    expect(rows).toHaveLength(1);
+    expect(rows[0].id).toBe(1);
+    expect(rows[0].name).toBe('Ann');
+    expect(rows[0].doc).toEqual({ a: [1, 2] });
+    // A Date, though of the main realm rather than jest's sandbox (so not `instanceof` here).
+    expect(Object.prototype.toString.call(rows[0].at)).toBe('[object Date]');
+    expect(rows[0].at.toISOString()).toBe('2026-01-02T03:04:05.678Z');
+    expect(Array.from(rows[0].raw)).toEqual([7, 8]);
+  });
+
+  test('a database error keeps its SQLSTATE and message', async () => {
+    await db.query('INSERT INTO t (id, name) VALUES (2, $1)', ['x']);
+    const err = await db.query('INSERT INTO t (id, name) VALUES (2, $1)', ['y']).then(
+      () => undefined,
+      (e: unknown) => e as Error & { code?: string; constraint?: string },
+    );
+    expect(err).toBeInstanceOf(Error);
+    expect(err?.code).toBe('23505');
+    expect(err?.message).toMatch(/duplicate key/);
+    expect(err?.constraint).toBe('t_pkey');
+    await expect(db.query('SELEC 1')).rejects.toMatchObject({ code: '42601' });
+  });
+
+  test('a transaction commits what its callback did, and rolls all of it back when it throws', async () => {
+    const got = await db.transaction(async (q) => {
+      await q.query('INSERT INTO t (id, name) VALUES (10, $1)', ['kept']);
+      await q.query('INSERT INTO t (id, name) VALUES (11, $1)', ['kept too']);
+      return (await q.query<{ n: string }>('SELECT count(*)::text AS n FROM t WHERE id >= 10'))[0].n;
+    });
+    expect(got).toBe('2');
+    await expect(
+      db.transaction(async (q) => {
+        await q.query('INSERT INTO t (id, name) VALUES (20, $1)', ['gone']);
+        throw new Error('the caller changed its mind');
+      }),
+    ).rejects.toThrow('the caller changed its mind');
+    // A failed statement inside a transaction rolls back the statements before it as well.
+    await expect(
+      db.transaction(async (q) => {
+        await q.query('INSERT INTO t (id, name) VALUES (21, $1)', ['gone']);
+        await q.query('INSERT INTO t (id, name) VALUES (10, $1)', ['clash']);
+      }),
+    ).rejects.toMatchObject({ code: '23505' });
+    const ids = (await db.query<{ id: number }>('SELECT id FROM t WHERE id >= 10 ORDER BY id')).map((r) => r.id);
+    expect(ids).toEqual([10, 11]);
+  });
+
+  test('transactions started together are serialised: no update is lost', async () => {
+    await db.query('CREATE TABLE counter (n int)');
+    await db.query('INSERT INTO counter VALUES (0)');
+    await Promise.all(
+      Array.from({ length: 20 }, () =>
+        db.transaction(async (q) => {
+          const [{ n }] = await q.query<{ n: number }>('SELECT n FROM counter');
+          await q.query('UPDATE counter SET n = $1', [n + 1]);
+        }),
+      ),
+    );
+    expect((await db.query<{ n: number }>('SELECT n FROM counter'))[0].n).toBe(20);
+  });
+
+  test('statements sent before close finish; after close every statement fails with a clear error', async () => {
+    const other = await openPgliteThread(undefined, ['-c', 'shared_buffers=16MB']);
+    await other.exec('CREATE TABLE x (n int)');
+    const pending = Array.from({ length: 50 }, (_, i) => other.query('INSERT INTO x VALUES ($1)', [i]));
+    const count = other.query<{ n: string }>('SELECT count(*)::text AS n FROM x');
+    await other.close();
+    await expect(Promise.all(pending)).resolves.toHaveLength(50);
+    expect((await count)[0].n).toBe('50');
+    await expect(other.query('SELECT 1')).rejects.toThrow(/closed/);
+  }, 60_000);
+
+  test('an idle thread does not keep the process alive; a statement in flight does', () => {
+    // A child opens the store, runs one statement without awaiting it in any other way than the
+    // promise, prints the answer and never closes: it must print, then exit by itself.
+    const script = `
+      const { openPgliteThread } = require(${JSON.stringify(join(ROOT, 'dist', 'src', 'store', 'postgres', 'pglite-thread.js'))});
+      openPgliteThread(undefined, []).then((db) => db.query('SELECT 41 + 1 AS answer')).then((rows) => console.log('answer ' + rows[0].answer));
+    `;
+    const run = spawnSync(process.execPath, ['-e', script], { timeout: 60_000, encoding: 'utf8' });
+    expect(run.error).toBeUndefined();
+    expect(run.stdout).toContain('answer 42');
+    expect(run.status).toBe(0);
+  }, 70_000);
+
+  test('code after close() runs even when a statement was answered after the close began', () => {
+    // The CLI sets its exit code after closing the store; a statement sent during the close (a
+    // background task) used to let the thread go unreferenced, and the process exited first.
+    const script = `
+      const { openPgliteThread } = require(${JSON.stringify(join(ROOT, 'dist', 'src', 'store', 'postgres', 'pglite-thread.js'))});
+      (async () => {
+        const db = await openPgliteThread(undefined, []);
+        const closing = db.close();
+        const late = db.query('SELECT 1').catch((e) => 'refused: ' + e.message);
+        await closing;
+        console.log('after close; late statement ' + (await late));
+        process.exitCode = 3;
+      })();
+    `;
+    const run = spawnSync(process.execPath, ['-e', script], { timeout: 60_000, encoding: 'utf8' });
+    expect(run.stdout).toMatch(/after close; late statement refused: (PGlite is closed|the embedded database thread stopped)/);
+    expect(run.status).toBe(3);
+  }, 70_000);
+});
