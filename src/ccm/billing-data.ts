@@ -132,21 +132,31 @@ export async function loadMonth(ctx: RequestContext, ccm: CcmService, month: str
 export async function readMonth(ctx: RequestContext, ccm: CcmService, month: string, only?: string): Promise<MonthRecords> {
   const b = monthBounds(month);
   const one = (param: string): Record<string, string> => (only ? { [param]: `Patient/${only}` } : {});
-  const entries = await entriesOfMonth(ctx, month, only);
+  // The reads are independent: sent together, the store works on one while this thread parses
+  // another (the embedded store's PostgreSQL has its own thread; a server has a pool).
+  const [entries, chargeItemsRead, plansRead, consentsRead, encountersRead, claimsRead, conditionsRead] = await Promise.all([
+    entriesOfMonth(ctx, month, only),
+    searchAll<ChargeItem>(ctx, 'ChargeItem', { ...one('subject'), occurrence: `ge${b.first}` }, LIMIT),
+    searchAll<CarePlan>(ctx, 'CarePlan', { ...one('subject'), category: PROGRAM_TOKENS }, LIMIT),
+    searchAll<Consent>(ctx, 'Consent', { ...one('patient'), scope: 'http://terminology.hl7.org/CodeSystem/consentscope|treatment' }, LIMIT),
+    searchAll<Encounter>(ctx, 'Encounter', { ...one('subject'), date: `ge${b.first}` }, LIMIT),
+    // A claim for a month's services is made during or after that month.
+    searchAll<Claim>(ctx, 'Claim', { ...one('patient'), created: `ge${b.first}` }, LIMIT),
+    searchAll<Condition>(ctx, 'Condition', { ...one('subject'), 'clinical-status': 'active,recurrence,relapse' }, LIMIT),
+  ]);
   const ids = only ? [only] : [...entries.keys()].sort();
-  const allChargeItems = (await searchAll<ChargeItem>(ctx, 'ChargeItem', { ...one('subject'), occurrence: `ge${b.first}` }, LIMIT)).filter((c) =>
+  const allChargeItems = chargeItemsRead.filter((c) =>
     overlaps(c.occurrencePeriod ?? (c.occurrenceDateTime ? { start: c.occurrenceDateTime, end: c.occurrenceDateTime } : undefined), b),
   );
   if (ids.length === 0) {
     return { facts: [], chargeItems: allChargeItems };
   }
-  const plans = byRef(await searchAll<CarePlan>(ctx, 'CarePlan', { ...one('subject'), category: PROGRAM_TOKENS }, LIMIT), (p) => p.subject?.reference);
-  const consents = byRef(await searchAll<Consent>(ctx, 'Consent', { ...one('patient'), scope: 'http://terminology.hl7.org/CodeSystem/consentscope|treatment' }, LIMIT), (c) => c.patient?.reference);
-  const encounters = byRef(await searchAll<Encounter>(ctx, 'Encounter', { ...one('subject'), date: `ge${b.first}` }, LIMIT), (e) => e.subject?.reference);
+  const plans = byRef(plansRead, (p) => p.subject?.reference);
+  const consents = byRef(consentsRead, (c) => c.patient?.reference);
+  const encounters = byRef(encountersRead, (e) => e.subject?.reference);
   const chargeItems = byRef(allChargeItems, (c) => c.subject?.reference);
-  // A claim for a month's services is made during or after that month.
-  const claims = byRef(await searchAll<Claim>(ctx, 'Claim', { ...one('patient'), created: `ge${b.first}` }, LIMIT), (c) => c.patient?.reference);
-  const conditions = byRef(await searchAll<Condition>(ctx, 'Condition', { ...one('subject'), 'clinical-status': 'active,recurrence,relapse' }, LIMIT), (c) => c.subject?.reference);
+  const claims = byRef(claimsRead, (c) => c.patient?.reference);
+  const conditions = byRef(conditionsRead, (c) => c.subject?.reference);
   const patients = new Map<string, Patient>();
   if (only) {
     const p = await readReference<Patient>(ctx, `Patient/${only}`);

@@ -49,9 +49,21 @@ export async function readAll<T extends Resource>(ctx: RequestContext, type: T['
 async function readMapped<T extends Resource, U>(ctx: RequestContext, type: T['resourceType'], unsorted: string[], map: (resource: T) => U | undefined): Promise<U[]> {
   const ids = [...new Set(unsorted)].sort();
   const out: U[] = [];
-  for (let i = 0; i < ids.length; i += CHUNK) {
-    const chunk = ids.slice(i, i + CHUNK);
-    for (const json of await ctx.store.readMany(type, chunk)) {
+  const fetch = (i: number): Promise<string[]> | undefined => {
+    if (i >= ids.length) {
+      return undefined;
+    }
+    const read = ctx.store.readMany(type, ids.slice(i, i + CHUNK));
+    read.catch(() => undefined); // handled where it is awaited; not "unhandled" if map throws first
+    return read;
+  };
+  // The next chunk is asked for before this one is parsed, so the store reads while this thread
+  // parses (at most two chunks of JSON are held at once).
+  let next = fetch(0);
+  for (let i = 0; next; i += CHUNK) {
+    const current = await next;
+    next = fetch(i + CHUNK);
+    for (const json of current) {
       const kept = map(JSON.parse(json) as T);
       if (kept !== undefined) {
         out.push(kept);

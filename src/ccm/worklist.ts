@@ -67,10 +67,20 @@ export async function worklist(ctx: RequestContext): Promise<WorkItem[]> {
   const include = (patient: string | undefined): patient is string => patient !== undefined && (!mine || mine.has(patient));
   const items: WorkItem[] = [];
 
-  const plans = (await searchAll<CarePlan>(ctx, 'CarePlan', { status: 'active', category: PROGRAM_TOKENS }, LIMIT)).filter((p) => include(subjectId(p.subject?.reference)));
+  // Independent reads, sent together: the store works on one while this thread parses another.
+  // The month's totals are asked by one date condition (periods ending on or after the first day;
+  // the start is checked below): two conditions on one date parameter are two joins of its index.
+  const [plansRead, urgent, reports, eligibility, consents] = await Promise.all([
+    searchAll<CarePlan>(ctx, 'CarePlan', { status: 'active', category: PROGRAM_TOKENS }, LIMIT),
+    searchAll<Task>(ctx, 'Task', { priority: 'urgent,asap,stat', status: OPEN.join(',') }, LIMIT),
+    searchAll<MeasureReport>(ctx, 'MeasureReport', { measure: MEASURE, period: `ge${bounds.first}` }, LIMIT),
+    searchAll<Observation>(ctx, 'Observation', { code: `${CCM_SYSTEM}|ccm-eligibility`, 'value-concept': `${CCM_SYSTEM}|eligible` }, LIMIT),
+    searchAll<Consent>(ctx, 'Consent', { status: 'active', scope: 'http://terminology.hl7.org/CodeSystem/consentscope|treatment' }, LIMIT),
+  ]);
+  const plans = plansRead.filter((p) => include(subjectId(p.subject?.reference)));
   const enrolled = new Map(plans.map((p) => [subjectId(p.subject?.reference) as string, p]));
 
-  for (const t of await searchAll<Task>(ctx, 'Task', { priority: 'urgent,asap,stat', status: OPEN.join(',') }, LIMIT)) {
+  for (const t of urgent) {
     const patient = subjectId(t.for?.reference);
     if (include(patient)) {
       items.push({ kind: 'urgent-task', patient, focus: `Task/${t.id as string}`, text: t.description ?? t.code?.text ?? t.code?.coding?.[0]?.display ?? 'Urgent task', order: t.authoredOn ?? t.meta?.lastUpdated ?? '' });
@@ -85,7 +95,7 @@ export async function worklist(ctx: RequestContext): Promise<WorkItem[]> {
   }
 
   const totals = new Map<string, MeasureReport>();
-  for (const r of await searchAll<MeasureReport>(ctx, 'MeasureReport', { measure: MEASURE, period: [`ge${bounds.first}`, `le${bounds.last}`] }, LIMIT)) {
+  for (const r of reports) {
     const patient = subjectId(r.subject?.reference);
     if (patient && r.period?.start === bounds.first) {
       totals.set(patient, r);
@@ -107,13 +117,13 @@ export async function worklist(ctx: RequestContext): Promise<WorkItem[]> {
     items.push({ kind: 'time', patient, focus: `CarePlan/${plan.id as string}`, minutes, toNextCode: toNext, nextCode, daysLeft, text, order: perDay });
   }
 
-  const eligible = (await searchAll<Observation>(ctx, 'Observation', { code: `${CCM_SYSTEM}|ccm-eligibility`, 'value-concept': `${CCM_SYSTEM}|eligible` }, LIMIT))
+  const eligible = eligibility
     .map((o) => subjectId(o.subject?.reference))
     .filter(include)
     .filter((p) => !enrolled.has(p));
   if (eligible.length > 0) {
     const consented = new Set(
-      (await searchAll<Consent>(ctx, 'Consent', { status: 'active', scope: 'http://terminology.hl7.org/CodeSystem/consentscope|treatment' }, LIMIT))
+      consents
         .filter((c) => programOf(c.category) !== undefined && (!c.provision?.period?.end || c.provision.period.end.slice(0, 10) >= today))
         .map((c) => subjectId(c.patient?.reference)),
     );
