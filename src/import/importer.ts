@@ -117,9 +117,10 @@ export async function importPaths(paths: string[], ctx: RequestContext, options:
     doneBytes += fileSize(file);
     progress?.update(doneBytes, `${summary.resources} resources, ${summary.failed} failed`);
   };
-  // Several files at once keep a PostgreSQL server busy while this process prepares the next
-  // bundle; the embedded store runs in this thread, so there it is one at a time.
-  const concurrency = options.concurrency ?? (ctx.store.kind === 'postgres' ? 4 : 1);
+  // Several files at once keep the database busy while this thread prepares the next bundle: a
+  // PostgreSQL server has connections to spare; the embedded store has one thread of its own, so
+  // two files are enough to keep it and this thread both working.
+  const concurrency = options.concurrency ?? (ctx.store.kind === 'postgres' ? 4 : 2);
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(concurrency, files.length) }, async () => {
