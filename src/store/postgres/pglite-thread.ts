@@ -9,7 +9,6 @@
  * clone; resource content is text, so mostly one string copy) and a message round trip per
  * statement. Semantics are PGlite's own: one connection, transactions serialised.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { projectRoot } from '../../util/root';
@@ -31,10 +30,8 @@ function rebuild(fields: Record<string, unknown> & { message: string }): Error {
   return err;
 }
 
+/** Opens PGlite on a thread of its own (`dataDir` must exist, or be undefined for memory). */
 export async function openPgliteThread(dataDir: string | undefined, startParams: string[]): Promise<Driver> {
-  if (dataDir) {
-    mkdirSync(dataDir, { recursive: true });
-  }
   const worker = new Worker(join(projectRoot(), 'src', 'store', 'postgres', 'pglite-worker.cjs'), {
     workerData: { dataDir, startParams },
     // The thread's JavaScript is message copies and PGlite's protocol handling, all short-lived: a

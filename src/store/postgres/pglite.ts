@@ -7,20 +7,21 @@ export const DEFAULT_SHARED_BUFFERS = '32MB';
 
 /**
  * Embedded PostgreSQL (PGlite, WebAssembly) persisted in a data directory, or in memory when
- * `dataDir` is undefined. PGlite serialises queries and transactions itself, so one instance is
+ * `dataDir` is undefined; on a worker thread of its own when `thread` (pglite-thread.ts). PGlite
+ * serialises queries and transactions itself, so one instance is
  * shared by the whole process. Writes go straight to the data directory's files before a query
  * resolves, so an acknowledged write survives a killed process.
  */
 export async function openPglite(dataDir: string | undefined, options: { sharedBuffers?: string; thread?: boolean } = {}): Promise<Driver> {
+  if (dataDir) {
+    mkdirSync(dataDir, { recursive: true });
+  }
   const extra = ['-c', `shared_buffers=${options.sharedBuffers ?? DEFAULT_SHARED_BUFFERS}`];
   if (options.thread) {
     return openPgliteThread(dataDir, extra);
   }
   // Loaded lazily: a PostgreSQL-server deployment never pays for the WebAssembly module.
   const { PGlite } = await import('@electric-sql/pglite');
-  if (dataDir) {
-    mkdirSync(dataDir, { recursive: true });
-  }
   // PostgreSQL's buffer pool lives in the WebAssembly heap, which never shrinks: 128 MB (the
   // default) makes the process ~130 MB bigger than 16-32 MB does, for little speed (the OS caches
   // the data files anyway).
