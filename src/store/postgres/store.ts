@@ -383,6 +383,9 @@ const PREFETCH_CHUNK = 1000;
  */
 export const STREAM_ROWS = 200;
 
+/** The 409 of a create whose id another write took first. */
+const alreadyExists = (c: { resourceType: string; id: string }): Error => conflict(`${c.resourceType}/${c.id} already exists`);
+
 interface PendingCreate {
   index?: IndexRows;
   resourceType: string;
@@ -492,7 +495,7 @@ class PgWriter extends PgReader implements StoreWriter {
     await this.settled();
     const clash = await this.writePending(q);
     if (clash) {
-      throw conflict(`${clash.resourceType}/${clash.id} already exists`);
+      throw alreadyExists(clash);
     }
   }
 
@@ -527,7 +530,7 @@ class PgWriter extends PgReader implements StoreWriter {
       }
     }
     if (this.clash) {
-      throw conflict(`${this.clash.resourceType}/${this.clash.id} already exists`);
+      throw alreadyExists(this.clash);
     }
   }
 
