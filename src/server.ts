@@ -11,7 +11,9 @@ import type { Store } from './store/api';
 import { createRegistry } from './search/definitions';
 import { extractIndexValues } from './search/extract';
 import { openStore, type StoreConfig } from './store/open';
-import type { Indexer } from './store/postgres/index-writer';
+import type { ExtractedRows, Indexer } from './store/postgres/index-writer';
+import { projectionCode, projector } from './store/projections';
+import { CCM_PROJECTIONS } from './ccm/projections';
 import { createProfileValidator } from './validation/profiles';
 import { isResourceType, warmUpSchema } from './validation/schema';
 import { SearchParser } from './search/parse';
@@ -74,18 +76,39 @@ export interface Continuum {
    * bound to a principal's scopes and patient (bots, tests).
    */
   context(baseUrl?: string, principal?: Principal): RequestContext;
+  /** Settles when the stored projections (src/store/projections.ts) are ready, or their backfill stopped or failed. */
+  projectionsReady: Promise<void>;
   close(): Promise<void>;
 }
 
 /** Opens the store, loads validation and returns the HTTP app and an in-process context. */
 export async function createContinuum(options: ContinuumOptions): Promise<Continuum> {
   const registry = createRegistry();
-  const indexer: Indexer = (resource) =>
-    extractIndexValues(resource, registry, {
+  const project = projector(CCM_PROJECTIONS, (p, err) => console.warn(`[continuum] projection ${p.name} failed: ${String(err)}`));
+  const indexer: Indexer = (resource) => {
+    const rows: ExtractedRows = extractIndexValues(resource, registry, {
       baseUrl: options.baseUrl,
       onError: (def, err) => console.warn(`[continuum] search parameter ${def.code} failed on ${resource.resourceType}: ${String(err)}`),
     });
+    rows.projections = project(resource);
+    return rows;
+  };
   const store = await openStore(options, indexer);
+  // Projections new to this database are backfilled in the background; until then their readers
+  // read whole resources (src/store/projections.ts). Close stops it between batches.
+  const backfill = new AbortController();
+  let backfilled = 0;
+  const projectionsReady = store
+    .prepareProjections(
+      CCM_PROJECTIONS.map((p) => ({ code: projectionCode(p), types: p.types })),
+      { signal: backfill.signal, onProgress: (done) => (backfilled += done > 0 ? 1 : 0) },
+    )
+    .then((codes) => {
+      if (codes.length > 0 && backfilled > 0) {
+        console.warn(`[continuum] projections backfilled from stored resources: ${codes.join(', ')}`);
+      }
+    })
+    .catch((err: unknown) => console.error('[continuum] projection backfill failed (readers keep reading whole resources):', err));
   const profileDirs = options.profileDirs ?? [join(projectRoot(), 'profiles')];
   for (const problem of [...loadSearchParameterFiles(registry, profileDirs), ...(await loadStoredSearchParameters(registry, store))]) {
     console.warn(`[continuum] search parameters: ${problem}`);
@@ -220,11 +243,14 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
     deployed,
     attachWebSockets: (server) => sockets.attach(server),
     context,
+    projectionsReady,
     close: async () => {
       await sockets.close();
       await bots.stop();
       await exportRunner.stop();
       await auditLog.flush();
+      backfill.abort();
+      await projectionsReady;
       await store.close();
     },
   };

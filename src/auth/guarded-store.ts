@@ -138,6 +138,11 @@ class GuardedReader implements StoreReader {
     return found.filter((json) => this.policy.permits(JSON.parse(json) as { resourceType: string; id?: string }, 'r'));
   }
 
+  /** As searchIds: the policy's filter is part of the query, so only permitted resources' rows come back. */
+  async searchProjected(query: SearchQuery, code: string, keys?: string[]): Promise<string[] | undefined> {
+    return this.inner.searchProjected(this.restrict(query), code, keys);
+  }
+
   async includes(query: Parameters<StoreReader['includes']>[0]): Promise<StoredVersion[]> {
     const found = await this.inner.includes(query);
     const kept: StoredVersion[] = [];
@@ -187,7 +192,7 @@ class GuardedWriter extends GuardedReader implements StoreWriter {
     outer: Store,
   ) {
     super(writer, policy);
-    this.store = { ...outer, jobs: writer.store.jobs, read: (t, i) => this.read(t, i), vread: (t, i, v) => this.vread(t, i, v), history: (q) => this.history(q), search: (q) => this.search(q), searchIds: (q) => this.searchIds(q), readMany: (t, ids) => this.readMany(t, ids), includes: (q) => this.includes(q), transaction: (fn) => fn(this) };
+    this.store = { ...outer, jobs: writer.store.jobs, read: (t, i) => this.read(t, i), vread: (t, i, v) => this.vread(t, i, v), history: (q) => this.history(q), search: (q) => this.search(q), searchIds: (q) => this.searchIds(q), readMany: (t, ids) => this.readMany(t, ids), searchProjected: (q, c, k) => this.searchProjected(q, c, k), includes: (q) => this.includes(q), transaction: (fn) => fn(this) };
   }
 
   private check(resource: { resourceType: string; id?: string }, letter: ScopeLetter, what: string): void {
@@ -303,6 +308,7 @@ export function guardStore(store: Store, policy: AccessPolicy): Store {
     search: (q) => reader.search(q),
     searchIds: (q) => reader.searchIds(q),
     readMany: (t, ids) => reader.readMany(t, ids),
+    searchProjected: (q, code, keys) => reader.searchProjected(q, code, keys),
     includes: (q) => reader.includes(q),
     transaction: (fn) => store.transaction((w) => fn(new GuardedWriter(w, policy, guarded))),
     reindex: (o) => {
@@ -310,6 +316,12 @@ export function guardStore(store: Store, policy: AccessPolicy): Store {
         return Promise.reject(forbidden('Reindexing needs a system/*.cruds (or system/*.*) token'));
       }
       return store.reindex(o);
+    },
+    prepareProjections: (specs, o) => {
+      if (!policy.isSystemAdmin()) {
+        return Promise.reject(forbidden('Backfilling projections needs a system/*.cruds (or system/*.*) token'));
+      }
+      return store.prepareProjections(specs, o);
     },
     analyze: () => store.analyze(),
     close: () => store.close(),

@@ -76,6 +76,9 @@ class HookedWriter implements StoreWriter {
   readMany(t: string, ids: string[]): Promise<string[]> {
     return this.w.readMany(t, ids);
   }
+  searchProjected(q: Parameters<StoreWriter['searchProjected']>[0], code: string, keys?: string[]): Promise<string[] | undefined> {
+    return this.w.searchProjected(q, code, keys);
+  }
   includes(q: Parameters<StoreWriter['includes']>[0]): ReturnType<StoreWriter['includes']> {
     return this.w.includes(q);
   }
@@ -151,10 +154,12 @@ export function hookStore(store: Store, hooks: WriteHooks, depth = 0): Store {
     search: (q) => store.search(q),
     searchIds: (q) => store.searchIds(q),
     readMany: (t, ids) => store.readMany(t, ids),
+    searchProjected: (q, code, keys) => store.searchProjected(q, code, keys),
     includes: (q) => store.includes(q),
     snapshot: (q) => store.snapshot(q),
     snapshotCount: (q) => store.snapshotCount(q),
     reindex: (o) => store.reindex(o),
+    prepareProjections: (specs, o) => store.prepareProjections(specs, o),
     analyze: () => store.analyze(),
     close: () => store.close(),
     transaction: async (fn) => {

@@ -6,15 +6,17 @@
 import type { CarePlan, ChargeItem, Claim, Condition, Consent, Encounter, Patient, Task } from '@medplum/fhirtypes';
 import type { RequestContext } from '../fhir/types';
 import { monthBounds, type MonthFacts, type PerformerKind, type Period, type PlanFacts, type ServiceFact, type TimeEntry } from './billing';
-import { CCM_SYSTEM, PROGRAM_TOKENS, programOf } from './codes';
+import { CCM_SYSTEM, PROGRAM_TOKENS, programOf, REVIEW_DATE_EXTENSION } from './codes';
 import { evaluateEligibility } from './eligibility';
-import { readAll, readReference, searchAll, searchMapped } from './records';
+import { readAll, readReference, searchAll, searchProjected } from './records';
 import type { CcmService } from './service';
+import { monthsOf, type Projection } from '../store/projections';
 
 export const CPT = 'http://www.ama-assn.org/go/cpt';
 const HCPCS = ['https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets', 'http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets'];
 const KINDS: readonly string[] = ['clinical-staff', 'billing-practitioner', 'non-clinical-staff'];
 const LIMIT = 10_000_000;
+export const TREATMENT = 'http://terminology.hl7.org/CodeSystem/consentscope|treatment';
 
 /** The time entry a Task records, if it is one (code ccm|time-entry, completed). */
 export function timeEntryOf(task: Task): (TimeEntry & { patient: string }) | undefined {
@@ -35,6 +37,68 @@ export function timeEntryOf(task: Task): (TimeEntry & { patient: string }) | und
   };
 }
 
+/** Time entries as billing reads them: the month close reads 200,000 of these. */
+export const TIME_ENTRY_PROJECTION: Projection<Task, TimeEntry & { patient: string }> = {
+  name: 'ccm-time-entry',
+  version: 1,
+  types: ['Task'],
+  map: timeEntryOf,
+  // The months it overlaps (as written, like `overlaps`).
+  keys: (e) => monthsOf(e.start, e.end),
+};
+
+const patientOf = (ref: string | undefined): string | undefined => (ref?.startsWith('Patient/') ? ref.slice('Patient/'.length) : undefined);
+const periodOf = (p: Period | undefined): Period | undefined => (p ? { start: p.start, end: p.end } : undefined);
+
+/** A CCM, complex CCM or PCM plan of a patient (billing's PlanFacts, and the worklist's review date). */
+export interface ProjectedPlan extends PlanFacts {
+  patient: string;
+  /** The care-plan-review-date extension. */
+  reviewDate?: string;
+}
+
+export const PLAN_PROJECTION: Projection<CarePlan, ProjectedPlan> = {
+  name: 'ccm-plan',
+  version: 1,
+  types: ['CarePlan'],
+  map: (p) => {
+    const program = programOf(p.category);
+    const patient = patientOf(p.subject?.reference);
+    if (!program || !patient) {
+      return undefined;
+    }
+    const reviewDate = p.extension?.find((e) => e.url === REVIEW_DATE_EXTENSION)?.valueDate;
+    return { id: p.id as string, patient, program, status: p.status, author: p.author?.reference, period: periodOf(p.period), reviewDate };
+  },
+  keys: (p) => [p.status],
+};
+
+/** A patient's consent to a care-management program. */
+export interface ProjectedConsent {
+  patient: string;
+  status: string;
+  /** Whether its scope is treatment. */
+  treatment: boolean;
+  /** provision.period */
+  period?: Period;
+  dateTime?: string;
+}
+
+export const CONSENT_PROJECTION: Projection<Consent, ProjectedConsent> = {
+  name: 'ccm-consent',
+  version: 1,
+  types: ['Consent'],
+  map: (c) => {
+    const patient = patientOf(c.patient?.reference);
+    if (programOf(c.category) === undefined || !patient) {
+      return undefined;
+    }
+    const treatment = c.scope?.coding?.some((x) => x.code === 'treatment') === true;
+    return { patient, status: c.status, treatment, period: periodOf(c.provision?.period), dateTime: c.dateTime };
+  },
+  keys: (c) => [c.status],
+};
+
 /**
  * Every completed time entry whose period overlaps the month, by patient id. The store is asked
  * only for Tasks whose period ends in the month or later (one date condition: see MONTH_ON); that
@@ -43,12 +107,17 @@ export function timeEntryOf(task: Task): (TimeEntry & { patient: string }) | und
  */
 export async function entriesOfMonth(ctx: RequestContext, month: string, patientId?: string): Promise<Map<string, TimeEntry[]>> {
   const b = monthBounds(month);
-  const found = await searchMapped<Task, TimeEntry & { patient: string }>(ctx, 'Task', { period: `ge${b.first}`, ...(patientId ? { patient: `Patient/${patientId}` } : {}) }, LIMIT, (t) => {
-    const e = timeEntryOf(t);
-    return e && overlaps({ start: e.start, end: e.end }, b) ? e : undefined;
+  const found = await searchProjected(ctx, 'Task', TIME_ENTRY_PROJECTION, {
+    keys: [month, 'long'],
+    query: patientId ? { patient: `Patient/${patientId}` } : {},
+    narrow: { period: `ge${b.first}` },
+    limit: LIMIT,
   });
   const out = new Map<string, TimeEntry[]>();
   for (const { patient, ...entry } of found) {
+    if (!overlaps({ start: entry.start, end: entry.end }, b)) {
+      continue;
+    }
     const list = out.get(patient);
     if (list) {
       list.push(entry);
@@ -137,8 +206,8 @@ export async function readMonth(ctx: RequestContext, ccm: CcmService, month: str
   const [entries, chargeItemsRead, plansRead, consentsRead, encountersRead, claimsRead, conditionsRead] = await Promise.all([
     entriesOfMonth(ctx, month, only),
     searchAll<ChargeItem>(ctx, 'ChargeItem', { ...one('subject'), occurrence: `ge${b.first}` }, LIMIT),
-    searchAll<CarePlan>(ctx, 'CarePlan', { ...one('subject'), category: PROGRAM_TOKENS }, LIMIT),
-    searchAll<Consent>(ctx, 'Consent', { ...one('patient'), scope: 'http://terminology.hl7.org/CodeSystem/consentscope|treatment' }, LIMIT),
+    searchProjected(ctx, 'CarePlan', PLAN_PROJECTION, { query: one('subject'), narrow: { category: PROGRAM_TOKENS }, limit: LIMIT }),
+    searchProjected(ctx, 'Consent', CONSENT_PROJECTION, { query: one('patient'), narrow: { scope: TREATMENT }, limit: LIMIT }),
     searchAll<Encounter>(ctx, 'Encounter', { ...one('subject'), date: `ge${b.first}` }, LIMIT),
     // A claim for a month's services is made during or after that month.
     searchAll<Claim>(ctx, 'Claim', { ...one('patient'), created: `ge${b.first}` }, LIMIT),
@@ -151,8 +220,8 @@ export async function readMonth(ctx: RequestContext, ccm: CcmService, month: str
   if (ids.length === 0) {
     return { facts: [], chargeItems: allChargeItems };
   }
-  const plans = byRef(plansRead, (p) => p.subject?.reference);
-  const consents = byRef(consentsRead, (c) => c.patient?.reference);
+  const plans = byRef(plansRead, (p) => p.patient);
+  const consents = byRef(consentsRead, (c) => c.patient);
   const encounters = byRef(encountersRead, (e) => e.subject?.reference);
   const chargeItems = byRef(allChargeItems, (c) => c.subject?.reference);
   const claims = byRef(claimsRead, (c) => c.patient?.reference);
@@ -183,8 +252,8 @@ export async function readMonth(ctx: RequestContext, ccm: CcmService, month: str
 }
 
 interface Records {
-  plans: CarePlan[];
-  consents: Consent[];
+  plans: ProjectedPlan[];
+  consents: ProjectedConsent[];
   encounters: Encounter[];
   chargeItems: ChargeItem[];
   claims: Claim[];
@@ -196,17 +265,10 @@ interface Records {
 function monthFactsOf(ccm: CcmService, patientId: string, month: string, entries: TimeEntry[], r: Records): MonthFacts {
   const b = monthBounds(month);
   const subject = `Patient/${patientId}`;
-  const plans: PlanFacts[] = r.plans.map((p) => ({
-    id: p.id as string,
-    program: programOf(p.category) ?? 'ccm',
-    status: p.status,
-    author: p.author?.reference,
-    period: p.period,
-  }));
+  const plans: PlanFacts[] = r.plans.map((p) => ({ id: p.id, program: p.program, status: p.status, author: p.author, period: p.period }));
   const consents = r.consents
-    .filter((c) => programOf(c.category) !== undefined && c.scope?.coding?.some((x) => x.code === 'treatment'))
-    .filter((c) => (c.status === 'active' || (c.status === 'inactive' && c.provision?.period?.end)) && overlaps(c.provision?.period, b))
-    .map((c) => ({ start: c.provision?.period?.start ?? c.dateTime, end: c.provision?.period?.end }));
+    .filter((c) => c.treatment && (c.status === 'active' || (c.status === 'inactive' && c.period?.end)) && overlaps(c.period, b))
+    .map((c) => ({ start: c.period?.start ?? c.dateTime, end: c.period?.end }));
   const inpatient = r.encounters
     .filter((e) => isInpatient(e) && e.status !== 'cancelled' && e.status !== 'entered-in-error' && overlaps(e.period, b))
     .map((e) => ({ start: e.period?.start, end: e.period?.end }));

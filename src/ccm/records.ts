@@ -5,6 +5,8 @@
 import type { Resource } from '@medplum/fhirtypes';
 import { FhirError } from '../errors';
 import type { RequestContext } from '../fhir/types';
+import type { SearchQuery } from '../store/api';
+import { keysOf, type Projection, projectionCode } from '../store/projections';
 
 /** Resources read per store query. */
 const CHUNK = 5000;
@@ -33,12 +35,50 @@ export async function searchMapped<T extends Resource, U>(
   limit: number,
   map: (resource: T) => U | undefined,
 ): Promise<U[]> {
+  return readMapped<T, U>(ctx, type, await ctx.store.searchIds(storeQuery(ctx, type, query, limit)), map);
+}
+
+/** What searchProjected reads. */
+export interface ProjectedRead {
+  /** Only values under one of these keys (Projection.keys); undefined: all. */
+  keys?: string[];
+  /** Search parameters the resources must match (none: every resource of the type). */
+  query?: Record<string, string | string[]>;
+  /**
+   * Only while the projection is not ready: search parameters that select at least the resources
+   * whose values have the keys (so that reading whole resources does not read every one).
+   */
+  narrow?: Record<string, string | string[]>;
+  limit: number;
+}
+
+/**
+ * The projected values (src/store/projections.ts) of the resources of `type` that match `query`,
+ * under `keys`: read from the projection's rows without reading the resources, or, while the
+ * projection is not ready, by reading the resources (matching `query` and `narrow`) and projecting
+ * them here. Same values either way: each is `projection.map` of the current resource (stored ones
+ * have been through JSON).
+ */
+export async function searchProjected<T extends Resource, P>(ctx: RequestContext, type: T['resourceType'], projection: Projection<T, P>, read: ProjectedRead): Promise<P[]> {
+  const stored = await ctx.store.searchProjected(storeQuery(ctx, type, read.query ?? {}, read.limit), projectionCode(projection), read.keys);
+  if (stored) {
+    // One parse of the whole list costs less than one per value.
+    return JSON.parse(`[${stored.join(',')}]`) as P[];
+  }
+  const wanted = read.keys && new Set(read.keys);
+  const ids = await ctx.store.searchIds(storeQuery(ctx, type, { ...read.narrow, ...read.query }, read.limit));
+  return readMapped<T, P>(ctx, type, ids, (r) => {
+    const value = projection.map(r);
+    return value !== undefined && (!wanted || keysOf(projection, value).some((k) => wanted.has(k))) ? value : undefined;
+  });
+}
+
+function storeQuery(ctx: RequestContext, type: string, query: Record<string, string | string[]>, limit: number): SearchQuery {
   const q: Record<string, string[]> = {};
   for (const [k, v] of Object.entries(query)) {
     q[k] = Array.isArray(v) ? v : [v];
   }
-  const parsed = ctx.searchParser(false).parse(type, q);
-  return readMapped<T, U>(ctx, type, await ctx.store.searchIds({ resourceType: type, filters: parsed.filters, count: limit }), map);
+  return { resourceType: type, filters: ctx.searchParser(false).parse(type, q).filters, count: limit };
 }
 
 /** The current versions of `type` with these ids (in id order; absent and deleted ones left out). */

@@ -14,13 +14,15 @@
  * 4. `consent-missing`: eligible patients (stored determination) without an active CCM consent or plan;
  * 5. `not-enrolled`: eligible patients with consent but no active CCM plan.
  */
-import type { CarePlan, CareTeam, Consent, MeasureReport, Observation, Parameters, ParametersParameter, Task } from '@medplum/fhirtypes';
+import type { CareTeam, MeasureReport, Observation, Parameters, ParametersParameter, Task } from '@medplum/fhirtypes';
 import { forbidden } from '../errors';
 import type { Handler, RequestContext } from '../fhir/types';
+import type { Projection } from '../store/projections';
 import { monthBounds } from './billing';
-import { CCM_SYSTEM, PROGRAM_TOKENS, REVIEW_DATE_EXTENSION, programOf } from './codes';
+import { CONSENT_PROJECTION, PLAN_PROJECTION, TREATMENT } from './billing-data';
+import { CCM_SYSTEM, PROGRAM_TOKENS } from './codes';
 import { operationInput } from './eligibility-operation';
-import { searchAll } from './records';
+import { searchAll, searchProjected } from './records';
 
 const OPEN = ['requested', 'received', 'accepted', 'ready', 'in-progress', 'on-hold'];
 const MEASURE = 'http://continuum-ccm.org/fhir/Measure/ccm-minutes';
@@ -42,6 +44,61 @@ export interface WorkItem {
 
 const KIND_ORDER: WorkItem['kind'][] = ['urgent-task', 'review-due', 'time', 'consent-missing', 'not-enrolled'];
 const subjectId = (ref: string | undefined): string | undefined => (ref?.startsWith('Patient/') ? ref.slice('Patient/'.length) : undefined);
+const URGENT = ['urgent', 'asap', 'stat'];
+
+/** An open urgent Task as the worklist lists it. */
+export const URGENT_TASK_PROJECTION: Projection<Task, { id: string; patient: string; status: string; text: string; order: string }> = {
+  name: 'ccm-urgent-task',
+  version: 1,
+  types: ['Task'],
+  map: (t) => {
+    const patient = subjectId(t.for?.reference);
+    if (!patient || !URGENT.includes(t.priority ?? '')) {
+      return undefined;
+    }
+    const text = t.description ?? t.code?.text ?? t.code?.coding?.[0]?.display ?? 'Urgent task';
+    return { id: t.id as string, patient, status: t.status, text, order: t.authoredOn ?? t.meta?.lastUpdated ?? '' };
+  },
+  keys: (t) => [t.status],
+};
+
+/** A running total (bots/ccm-time-totals) as the worklist reads it. */
+export const MONTH_TOTAL_PROJECTION: Projection<MeasureReport, { patient: string; start?: string; minutes?: number; toNext?: number; nextCode?: string }> = {
+  name: 'ccm-month-total',
+  version: 1,
+  types: ['MeasureReport'],
+  map: (r) => {
+    const patient = subjectId(r.subject?.reference);
+    if (!patient || r.measure !== MEASURE) {
+      return undefined;
+    }
+    const group = (code: string): NonNullable<MeasureReport['group']>[number] | undefined => r.group?.find((g) => g.code?.coding?.[0]?.code === code);
+    const next = group('minutes-to-next-code');
+    return {
+      patient,
+      start: r.period?.start,
+      minutes: group('counted-minutes')?.measureScore?.value,
+      toNext: next?.measureScore?.value,
+      nextCode: next?.code?.coding?.find((c) => c.system === CPT)?.code,
+    };
+  },
+  keys: (r) => [r.start?.slice(0, 7) ?? ''],
+};
+
+/** A stored eligibility determination (bots/ccm-eligibility): whose, and its value. */
+export const DETERMINATION_PROJECTION: Projection<Observation, { patient: string; value?: string }> = {
+  name: 'ccm-determination',
+  version: 1,
+  types: ['Observation'],
+  map: (o) => {
+    const patient = subjectId(o.subject?.reference);
+    if (!patient || !o.code?.coding?.some((c) => c.system === CCM_SYSTEM && c.code === 'ccm-eligibility')) {
+      return undefined;
+    }
+    return { patient, value: o.valueCodeableConcept?.coding?.find((c) => c.system === CCM_SYSTEM)?.code };
+  },
+  keys: (d) => [d.value ?? ''],
+};
 
 /** The patients of the caller's care teams, or undefined for "every patient the caller may see". */
 async function myPatients(ctx: RequestContext): Promise<Set<string> | undefined> {
@@ -70,44 +127,43 @@ export async function worklist(ctx: RequestContext): Promise<WorkItem[]> {
   // Independent reads, sent together: the store works on one while this thread parses another.
   // The month's totals are asked by one date condition (periods ending on or after the first day;
   // the start is checked below): two conditions on one date parameter are two joins of its index.
-  const [plansRead, urgent, reports, eligibility, consents] = await Promise.all([
-    searchAll<CarePlan>(ctx, 'CarePlan', { status: 'active', category: PROGRAM_TOKENS }, LIMIT),
-    searchAll<Task>(ctx, 'Task', { priority: 'urgent,asap,stat', status: OPEN.join(',') }, LIMIT),
-    searchAll<MeasureReport>(ctx, 'MeasureReport', { measure: MEASURE, period: `ge${bounds.first}` }, LIMIT),
-    searchAll<Observation>(ctx, 'Observation', { code: `${CCM_SYSTEM}|ccm-eligibility`, 'value-concept': `${CCM_SYSTEM}|eligible` }, LIMIT),
-    searchAll<Consent>(ctx, 'Consent', { status: 'active', scope: 'http://terminology.hl7.org/CodeSystem/consentscope|treatment' }, LIMIT),
+  // Each read asks for the projection (src/store/projections.ts) of its matches: the few values
+  // used here, not 40,000 whole resources.
+  const [plansRead, urgent, reports, eligibility, consentsRead] = await Promise.all([
+    searchProjected(ctx, 'CarePlan', PLAN_PROJECTION, { keys: ['active'], narrow: { status: 'active', category: PROGRAM_TOKENS }, limit: LIMIT }),
+    searchProjected(ctx, 'Task', URGENT_TASK_PROJECTION, { keys: OPEN, narrow: { priority: URGENT.join(','), status: OPEN.join(',') }, limit: LIMIT }),
+    searchProjected(ctx, 'MeasureReport', MONTH_TOTAL_PROJECTION, { keys: [month], narrow: { measure: MEASURE, period: `ge${bounds.first}` }, limit: LIMIT }),
+    searchProjected(ctx, 'Observation', DETERMINATION_PROJECTION, { keys: ['eligible'], narrow: { code: `${CCM_SYSTEM}|ccm-eligibility` }, limit: LIMIT }),
+    searchProjected(ctx, 'Consent', CONSENT_PROJECTION, { keys: ['active'], narrow: { status: 'active', scope: TREATMENT }, limit: LIMIT }),
   ]);
-  const plans = plansRead.filter((p) => include(subjectId(p.subject?.reference)));
-  const enrolled = new Map(plans.map((p) => [subjectId(p.subject?.reference) as string, p]));
+  const consents = consentsRead.filter((c) => c.treatment);
+  const plans = plansRead.filter((p) => include(p.patient));
+  const enrolled = new Map(plans.map((p) => [p.patient, p]));
 
   for (const t of urgent) {
-    const patient = subjectId(t.for?.reference);
-    if (include(patient)) {
-      items.push({ kind: 'urgent-task', patient, focus: `Task/${t.id as string}`, text: t.description ?? t.code?.text ?? t.code?.coding?.[0]?.display ?? 'Urgent task', order: t.authoredOn ?? t.meta?.lastUpdated ?? '' });
+    if (include(t.patient)) {
+      items.push({ kind: 'urgent-task', patient: t.patient, focus: `Task/${t.id}`, text: t.text, order: t.order });
     }
   }
 
   for (const p of plans) {
-    const due = p.extension?.find((e) => e.url === REVIEW_DATE_EXTENSION)?.valueDate;
+    const due = p.reviewDate;
     if (due && due <= today) {
-      items.push({ kind: 'review-due', patient: subjectId(p.subject?.reference) as string, focus: `CarePlan/${p.id as string}`, text: `Care plan review was due on ${due}.`, order: due });
+      items.push({ kind: 'review-due', patient: p.patient, focus: `CarePlan/${p.id}`, text: `Care plan review was due on ${due}.`, order: due });
     }
   }
 
-  const totals = new Map<string, MeasureReport>();
+  const totals = new Map<string, (typeof reports)[number]>();
   for (const r of reports) {
-    const patient = subjectId(r.subject?.reference);
-    if (patient && r.period?.start === bounds.first) {
-      totals.set(patient, r);
+    if (r.start === bounds.first) {
+      totals.set(r.patient, r);
     }
   }
   for (const [patient, plan] of enrolled) {
     const r = totals.get(patient);
-    const score = (code: string): number | undefined => r?.group?.find((g) => g.code?.coding?.[0]?.code === code)?.measureScore?.value;
-    const minutes = score('counted-minutes') ?? 0;
-    const nextGroup = r?.group?.find((g) => g.code?.coding?.[0]?.code === 'minutes-to-next-code');
-    const toNext = r ? score('minutes-to-next-code') : programOf(plan.category) === 'pcm' ? 30 : 20;
-    const nextCode = r ? nextGroup?.code?.coding?.find((c) => c.system === CPT)?.code : programOf(plan.category) === 'pcm' ? '99426' : '99490';
+    const minutes = r?.minutes ?? 0;
+    const toNext = r ? r.toNext : plan.program === 'pcm' ? 30 : 20;
+    const nextCode = r ? r.nextCode : plan.program === 'pcm' ? '99426' : '99490';
     const text =
       toNext !== undefined && nextCode
         ? `${minutes} minutes logged, ${toNext} to the next code (${nextCode}), ${daysLeft} day${daysLeft === 1 ? '' : 's'} left.`
@@ -118,14 +174,12 @@ export async function worklist(ctx: RequestContext): Promise<WorkItem[]> {
   }
 
   const eligible = eligibility
-    .map((o) => subjectId(o.subject?.reference))
+    .map((o) => o.patient)
     .filter(include)
     .filter((p) => !enrolled.has(p));
   if (eligible.length > 0) {
     const consented = new Set(
-      consents
-        .filter((c) => programOf(c.category) !== undefined && (!c.provision?.period?.end || c.provision.period.end.slice(0, 10) >= today))
-        .map((c) => subjectId(c.patient?.reference)),
+      consents.filter((c) => !c.period?.end || c.period.end.slice(0, 10) >= today).map((c) => c.patient),
     );
     for (const patient of eligible.sort()) {
       items.push(

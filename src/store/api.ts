@@ -4,6 +4,7 @@
  * Callers (src/fhir, src/import, bots) see only this file. The one implementation lives in
  * ./postgres and runs on either embedded PGlite or a PostgreSQL server.
  */
+import type { ProjectionSpec } from './projections';
 
 /** One stored version of a resource. `json` is the resource exactly as served (meta included). */
 export interface StoredVersion {
@@ -187,6 +188,14 @@ export interface StoreReader {
    * only the JSON, the cheapest form to move out of the database.
    */
   readMany(resourceType: string, ids: string[]): Promise<string[]>;
+  /**
+   * The stored projection `code` (src/store/projections.ts) of every current resource of one type
+   * that matches the filters (none: every one) and has a value under one of `keys` (undefined:
+   * any), as JSON, in id order, up to `query.count` (sort, cursor and total ignored). Undefined
+   * while the projection is not ready (not yet backfilled): the caller then reads the resources
+   * and projects them itself.
+   */
+  searchProjected(query: SearchQuery, code: string, keys?: string[]): Promise<string[] | undefined>;
   /** Resources referenced by (include) or referencing (revinclude) a set of resources. */
   includes(query: IncludeQuery): Promise<StoredVersion[]>;
 }
@@ -411,12 +420,28 @@ export interface Store extends StoreReader {
    * Rebuilds the search index of current resources (all, or one type) in batches, each batch in its
    * own transaction. Returns how many resources were reindexed.
    */
-  reindex(options: { resourceType?: string; batchSize?: number; onProgress?: (done: number, total: number) => void }): Promise<number>;
+  reindex(options: ReindexOptions): Promise<number>;
+  /**
+   * Makes projections ready: records each one new to the database and backfills it (reindexing its
+   * types, batch by batch, each under row locks) before marking it ready. Returns the codes it
+   * backfilled; stops early (leaving those not ready) when `signal` aborts.
+   */
+  prepareProjections(specs: readonly ProjectionSpec[], options?: ReindexOptions): Promise<string[]>;
   /** Refreshes the planner's statistics (after bulk loads; the embedded store has no autovacuum). */
   analyze(): Promise<void>;
   /** Which driver is in use, for logs and the benchmark. */
   readonly kind: 'pglite' | 'postgres';
   close(): Promise<void>;
+}
+
+export interface ReindexOptions {
+  resourceType?: string;
+  batchSize?: number;
+  onProgress?: (done: number, total: number) => void;
+  /** Only resources whose current version was written at or before this instant (ISO 8601). */
+  writtenBy?: string;
+  /** Stops between batches (what was done stays done). */
+  signal?: AbortSignal;
 }
 
 /** The minimal shape the store needs from a resource. */

@@ -5,10 +5,14 @@
  * number of resources, so a transaction Bundle's index is written by one function call.
  */
 import type { IndexRows } from '../../search/extract/rows';
+import type { ProjectionRow } from '../projections';
 import type { Queryable } from './driver';
 
+/** A resource's index rows and projection rows (written and replaced together). */
+export type ExtractedRows = IndexRows & { projections?: ProjectionRow[] };
+
 /** Computes a resource's index rows (the search layer's extractor, injected by the wiring). */
-export type Indexer = (resource: { resourceType: string; [key: string]: unknown }) => IndexRows;
+export type Indexer = (resource: { resourceType: string; [key: string]: unknown }) => ExtractedRows;
 
 /** JSON has no infinities; numeric columns accept these strings. */
 const num = (v: unknown): unknown => (v === Infinity ? 'Infinity' : v === -Infinity ? '-Infinity' : v);
@@ -27,10 +31,17 @@ const COLUMNS: { [K in keyof IndexRows]: (row: IndexRows[K][number]) => unknown[
 
 /** Index rows of many resources, gathered for one write. */
 export class IndexBatch {
-  private readonly rows: Partial<Record<keyof IndexRows, unknown[][]>> = {};
+  private readonly rows: Partial<Record<keyof IndexRows | 'projection', unknown[][]>> = {};
   private count = 0;
 
-  add(resourceType: string, id: string, index: IndexRows): void {
+  add(resourceType: string, id: string, index: ExtractedRows): void {
+    if (index.projections && index.projections.length > 0) {
+      const out = (this.rows.projection ??= []);
+      for (const row of index.projections) {
+        out.push([resourceType, id, row.code, row.key, row.data]);
+        this.count++;
+      }
+    }
     for (const key of Object.keys(COLUMNS) as (keyof IndexRows)[]) {
       const list = index[key];
       if (list.length === 0) {

@@ -7,6 +7,7 @@ import type {
   HistoryPage,
   HistoryQuery,
   IncludeQuery,
+  ReindexOptions,
   ResourceLike,
   SearchPage,
   SearchQuery,
@@ -18,9 +19,9 @@ import type {
   StoreWriter,
   WriteOptions,
 } from '../api';
-import type { IndexRows } from '../../search/extract/rows';
+import type { ProjectionSpec } from '../projections';
 import type { Driver, Queryable } from './driver';
-import { IndexBatch, type Indexer, replaceIndexRows } from './index-writer';
+import { type ExtractedRows, IndexBatch, type Indexer, replaceIndexRows } from './index-writer';
 import { PgAuditStore } from './audit-store';
 import { PgJobStore } from './job-store';
 import { PgAuthStore } from './auth-store';
@@ -207,6 +208,43 @@ class PgReader implements StoreReader {
     return rows.map((r) => r.id);
   }
 
+  async searchProjected(query: SearchQuery, code: string, keys?: string[]): Promise<string[] | undefined> {
+    if (Array.isArray(query.resourceType) && query.resourceType.length !== 1) {
+      throw new Error('searchProjected takes one resource type');
+    }
+    const ready = await this.q.query<{ ready: boolean }>('SELECT ready FROM projection_state WHERE code = $1', [code], { prepare: true });
+    if (ready[0]?.ready !== true) {
+      return undefined;
+    }
+    const p = new SqlParams();
+    const type = Array.isArray(query.resourceType) ? query.resourceType[0] : query.resourceType;
+    const where = [`pr.code = ${p.add(code)}`, `pr.resource_type = ${p.add(type)}`];
+    if (keys) {
+      where.push(keys.length === 1 ? `pr.key = ${p.add(keys[0])}` : `pr.key = ANY(${p.add(keys, 'text[]')})`);
+    }
+    let sql: string;
+    if (query.filters.length === 0) {
+      // Projection rows exist for current, undeleted resources only: no join needed.
+      sql = `SELECT pr.id, pr.data FROM resource_projection pr WHERE ${where.join(' AND ')} ORDER BY pr.id LIMIT ${p.add(query.count, 'int')}`;
+    } else {
+      // As searchIds, then each match's rows.
+      const fromIndex = query.filters.length === 1 ? indexIdsSql(query.filters[0], type, p) : undefined;
+      sql = fromIndex
+        ? `SELECT pr.id, pr.data FROM resource_projection pr WHERE ${where.join(' AND ')}
+           AND pr.id IN (SELECT q.id FROM (${fromIndex}) q) ORDER BY pr.id LIMIT ${p.add(query.count, 'int')}`
+        : `SELECT pr.id, pr.data FROM resource_current r JOIN resource_projection pr ON pr.resource_type = r.resource_type AND pr.id = r.id
+           WHERE ${[...where, ...this.whereOf(query, p)].join(' AND ')} ORDER BY r.id LIMIT ${p.add(query.count, 'int')}`;
+    }
+    const rows = await this.q.query<{ id: string; data: string }>(sql, p.values);
+    const out: string[] = [];
+    for (let i = 0; i < rows.length; i++) {
+      if (i === 0 || rows[i].id !== rows[i - 1].id) {
+        out.push(rows[i].data); // a value under several of the keys asked for: once
+      }
+    }
+    return out;
+  }
+
   /**
    * One page of `resourceType` as it was at `at`: current rows unchanged since then are served as
    * they are (filtered through the index); for rows changed (or deleted) later, the newest version
@@ -387,7 +425,7 @@ export const STREAM_ROWS = 200;
 const alreadyExists = (c: { resourceType: string; id: string }): Error => conflict(`${c.resourceType}/${c.id} already exists`);
 
 interface PendingCreate {
-  index?: IndexRows;
+  index?: ExtractedRows;
   resourceType: string;
   id: string;
   lastUpdated: string;
@@ -456,9 +494,11 @@ class PgWriter extends PgReader implements StoreWriter {
       search: (q) => this.search(q),
       searchIds: (q) => this.searchIds(q),
       readMany: (t, ids) => this.readMany(t, ids),
+      searchProjected: (q, code, keys) => this.searchProjected(q, code, keys),
       includes: (q) => this.includes(q),
       transaction: (fn) => fn(this),
       reindex: () => Promise.reject(new Error('reindex runs outside transactions')),
+      prepareProjections: () => Promise.reject(new Error('projections are prepared outside transactions')),
       analyze: () => Promise.reject(new Error('analyze runs outside transactions')),
       close: async () => undefined,
     };
@@ -633,6 +673,11 @@ class PgWriter extends PgReader implements StoreWriter {
   override async searchIds(query: SearchQuery): Promise<string[]> {
     await this.flush();
     return super.searchIds(query);
+  }
+
+  override async searchProjected(query: SearchQuery, code: string, keys?: string[]): Promise<string[] | undefined> {
+    await this.flush();
+    return super.searchProjected(query, code, keys);
   }
 
   override async readMany(resourceType: string, ids: string[]): Promise<string[]> {
@@ -853,14 +898,47 @@ export class PgStore extends PgReader implements Store {
     }
   }
 
-  async reindex(options: { resourceType?: string; batchSize?: number; onProgress?: (done: number, total: number) => void }): Promise<number> {
+  async prepareProjections(specs: readonly ProjectionSpec[], options: ReindexOptions = {}): Promise<string[]> {
+    // Resources written from now on get their rows from this process's indexer (which has the
+    // projections): only those last written up to now need the backfill.
+    const writtenBy = new Date().toISOString();
+    const pending: ProjectionSpec[] = [];
+    for (const spec of specs) {
+      await this.driver.query('INSERT INTO projection_state (code, types) VALUES ($1, $2::text[]) ON CONFLICT (code) DO NOTHING', [spec.code, [...spec.types]]);
+      const state = await this.driver.query<{ ready: boolean }>('SELECT ready FROM projection_state WHERE code = $1', [spec.code]);
+      if (state[0]?.ready !== true) {
+        pending.push(spec);
+      }
+    }
+    // Each type once, however many projections it has.
+    for (const type of new Set(pending.flatMap((s) => s.types))) {
+      await this.reindex({ ...options, resourceType: type, writtenBy });
+      if (options.signal?.aborted) {
+        return [];
+      }
+    }
+    for (const spec of pending) {
+      await this.driver.query('UPDATE projection_state SET ready = true, updated_at = now() WHERE code = $1', [spec.code]);
+    }
+    return pending.map((s) => s.code);
+  }
+
+  async reindex(options: ReindexOptions): Promise<number> {
     const indexer = this.indexer;
     if (!indexer) {
       return 0;
     }
     const size = options.batchSize ?? 500;
-    const typeFilter = options.resourceType ? 'AND resource_type = $1' : '';
-    const base = options.resourceType ? [options.resourceType] : [];
+    const base: unknown[] = [];
+    let typeFilter = '';
+    if (options.resourceType) {
+      base.push(options.resourceType);
+      typeFilter += ` AND resource_type = $${base.length}`;
+    }
+    if (options.writtenBy) {
+      base.push(options.writtenBy);
+      typeFilter += ` AND last_updated <= $${base.length}::timestamptz`;
+    }
     const totalRows = await this.driver.query<{ n: string | number }>(`SELECT count(*) AS n FROM resource_current WHERE NOT deleted ${typeFilter}`, base);
     const total = Number(totalRows[0].n);
     let done = 0;
@@ -890,11 +968,16 @@ export class PgStore extends PgReader implements Store {
         return found;
       });
       if (rows.length === 0) {
-        await this.analyze(); // the index was rewritten: refresh the planner's view of it
+        if (done > 0) {
+          await this.analyze(); // the index was rewritten: refresh the planner's view of it
+        }
         return done;
       }
       done += rows.length;
       options.onProgress?.(done, total);
+      if (options.signal?.aborted) {
+        return done;
+      }
       const last = rows[rows.length - 1];
       after = [last.resource_type, last.id];
     }

@@ -4,6 +4,7 @@
 import { join } from 'node:path';
 import type { Parameters, Resource } from '@medplum/fhirtypes';
 import { deployBot } from '../../../src/bots/deploy';
+import { worklist } from '../../../src/ccm/worklist';
 import { FHIR_JSON, startTestServer, type TestServer } from '../../support/server';
 
 const CCM = 'http://continuum-ccm.org/fhir/CodeSystem/ccm';
@@ -116,4 +117,19 @@ test('a patient-bound token is refused; unknown parameters are a 400', async () 
   const res = await server.request().get('/$ccm-worklist?sort=name');
   expect(res.status).toBe(400);
   expect(JSON.stringify(res.body)).toContain("Unknown parameter 'sort'");
+});
+
+test('the same list while the projections are not ready (whole resources are read)', async () => {
+  const ctx = server.continuum.context();
+  const notReady = { ...ctx, store: { ...ctx.store, searchProjected: () => Promise.resolve(undefined) } };
+  const fromRows = await worklist(ctx);
+  expect(fromRows.map((i) => i.kind)).toEqual(['urgent-task', 'review-due', 'time', 'time', 'time', 'time', 'consent-missing', 'not-enrolled']);
+  expect(await worklist(notReady)).toEqual(fromRows);
+});
+
+test('a token that may not read every kind of resource the worklist reads is refused', async () => {
+  const agent = await server.as('user/CarePlan.rs user/MeasureReport.rs user/Observation.rs');
+  const res = await agent.get('/$ccm-worklist');
+  expect(res.status).toBe(403);
+  expect(JSON.stringify(res.body)).toContain('do not allow searching');
 });
