@@ -61,9 +61,8 @@ export interface ProjectedRead {
  */
 export async function searchProjected<T extends Resource, P>(ctx: RequestContext, type: T['resourceType'], projection: Projection<T, P>, read: ProjectedRead): Promise<P[]> {
   const stored = await ctx.store.searchProjected(storeQuery(ctx, type, read.query ?? {}, read.limit), projectionCode(projection), read.keys);
-  if (stored) {
-    // One parse of the whole list costs less than one per value.
-    return JSON.parse(`[${stored.join(',')}]`) as P[];
+  if (stored !== undefined) {
+    return JSON.parse(stored) as P[];
   }
   const wanted = read.keys && new Set(read.keys);
   const ids = await ctx.store.searchIds(storeQuery(ctx, type, { ...read.narrow, ...read.query }, read.limit));

@@ -208,7 +208,7 @@ class PgReader implements StoreReader {
     return rows.map((r) => r.id);
   }
 
-  async searchProjected(query: SearchQuery, code: string, keys?: string[]): Promise<string[] | undefined> {
+  async searchProjected(query: SearchQuery, code: string, keys?: string[]): Promise<string | undefined> {
     if (Array.isArray(query.resourceType) && query.resourceType.length !== 1) {
       throw new Error('searchProjected takes one resource type');
     }
@@ -222,27 +222,25 @@ class PgReader implements StoreReader {
     if (keys) {
       where.push(keys.length === 1 ? `pr.key = ${p.add(keys[0])}` : `pr.key = ANY(${p.add(keys, 'text[]')})`);
     }
-    let sql: string;
-    if (query.filters.length === 0) {
-      // Projection rows exist for current, undeleted resources only: no join needed.
-      sql = `SELECT pr.id, pr.data FROM resource_projection pr WHERE ${where.join(' AND ')} ORDER BY pr.id LIMIT ${p.add(query.count, 'int')}`;
-    } else {
-      // As searchIds, then each match's rows.
+    if (query.filters.length > 0) {
+      // The matches of the filters, found as searchIds finds them.
       const fromIndex = query.filters.length === 1 ? indexIdsSql(query.filters[0], type, p) : undefined;
-      sql = fromIndex
-        ? `SELECT pr.id, pr.data FROM resource_projection pr WHERE ${where.join(' AND ')}
-           AND pr.id IN (SELECT q.id FROM (${fromIndex}) q) ORDER BY pr.id LIMIT ${p.add(query.count, 'int')}`
-        : `SELECT pr.id, pr.data FROM resource_current r JOIN resource_projection pr ON pr.resource_type = r.resource_type AND pr.id = r.id
-           WHERE ${[...where, ...this.whereOf(query, p)].join(' AND ')} ORDER BY r.id LIMIT ${p.add(query.count, 'int')}`;
+      where.push(
+        fromIndex
+          ? `pr.id IN (SELECT q.id FROM (${fromIndex}) q)`
+          : `pr.id IN (SELECT r.id FROM resource_current r WHERE ${this.whereOf(query, p).join(' AND ')})`,
+      );
     }
-    const rows = await this.q.query<{ id: string; data: string }>(sql, p.values);
-    const out: string[] = [];
-    for (let i = 0; i < rows.length; i++) {
-      if (i === 0 || rows[i].id !== rows[i - 1].id) {
-        out.push(rows[i].data); // a value under several of the keys asked for: once
-      }
-    }
-    return out;
+    // Projection rows exist for current, undeleted resources only (no join with resource_current).
+    // One value per resource (it may have rows under several of the keys), and all of them as one
+    // JSON array built by the database: one string to move out of it instead of a row per value.
+    const rows = await this.q.query<{ list: string | null }>(
+      `SELECT '[' || string_agg(s.data, ',' ORDER BY s.id) || ']' AS list FROM (
+         SELECT DISTINCT ON (pr.id) pr.id, pr.data FROM resource_projection pr WHERE ${where.join(' AND ')} ORDER BY pr.id LIMIT ${p.add(query.count, 'int')}
+       ) s`,
+      p.values,
+    );
+    return rows[0]?.list ?? '[]';
   }
 
   /**
@@ -675,7 +673,7 @@ class PgWriter extends PgReader implements StoreWriter {
     return super.searchIds(query);
   }
 
-  override async searchProjected(query: SearchQuery, code: string, keys?: string[]): Promise<string[] | undefined> {
+  override async searchProjected(query: SearchQuery, code: string, keys?: string[]): Promise<string | undefined> {
     await this.flush();
     return super.searchProjected(query, code, keys);
   }
