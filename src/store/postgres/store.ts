@@ -443,12 +443,16 @@ class PgWriter extends PgReader implements StoreWriter {
   private readonly locked = new Map<string, CurrentRow | null>();
 
   /**
-   * Creates sent in the background (see STREAM_ROWS) and not yet known written: each link of the
-   * chain writes one group after the one before it. Every other statement of this writer waits
-   * for the chain first (`ordered` below), so it sees those rows and the order of statements is
-   * the order of calls.
+   * Creates sent in the background (see STREAM_ROWS) and not yet known written, in the order sent.
+   * Each group is sent as soon as it is full, not when the group before it has been answered: the
+   * answer is a message this thread reads only when it next returns to its event loop, which a
+   * transaction Bundle's entries (all promises, no I/O) may not do for a whole Bundle, so a chain
+   * of groups waiting for answers kept the database idle while this thread worked. The database
+   * runs a transaction's statements one at a time in the order they arrive. Every other statement
+   * of this writer waits for these first (`ordered` below), so it sees those rows and the order of
+   * statements is the order of calls.
    */
-  private streaming?: Promise<void>;
+  private streaming: Promise<void>[] = [];
   /** A create the background writes found already existing: the transaction fails with 409. */
   private clash?: PendingCreate;
   /** The transaction's connection without the wait (background writes go through it). */
@@ -543,16 +547,15 @@ class PgWriter extends PgReader implements StoreWriter {
     return (await this.writePending(this.raw)) === undefined;
   }
 
-  /** Starts writing the queued creates in the background, after those already under way. */
+  /** Sends the queued creates now; the database writes them after those already sent. */
   private sendPending(): void {
     const rows = this.pending;
     this.pending = [];
-    const link = (this.streaming ?? Promise.resolve()).then(async () => {
-      const clash = await this.writeRows(this.raw, rows);
+    const write = this.writeRows(this.raw, rows).then((clash) => {
       this.clash ??= clash;
     });
-    link.catch(() => undefined); // awaited (and thrown) by settled(); never "unhandled"
-    this.streaming = link;
+    write.catch(() => undefined); // awaited (and thrown) by settled(); never "unhandled"
+    this.streaming.push(write);
   }
 
   /**
@@ -560,11 +563,16 @@ class PgWriter extends PgReader implements StoreWriter {
    * of its creates already existed.
    */
   private async settled(): Promise<void> {
-    while (this.streaming) {
-      const current = this.streaming;
-      await current;
-      if (this.streaming === current) {
-        this.streaming = undefined;
+    // In order: the first failure is the one reported (later ones failed because of it, and stay
+    // listed for quiesce()).
+    while (this.streaming.length > 0) {
+      const write = this.streaming[0];
+      try {
+        await write;
+      } finally {
+        if (this.streaming[0] === write) {
+          void this.streaming.shift(); // settled: awaited just above
+        }
       }
     }
     if (this.clash) {
@@ -574,7 +582,11 @@ class PgWriter extends PgReader implements StoreWriter {
 
   /** Waits for background writes without throwing (before a rollback). */
   async quiesce(): Promise<void> {
-    await this.settled().catch(() => undefined);
+    while (this.streaming.length > 0) {
+      const sent = this.streaming;
+      this.streaming = [];
+      await Promise.allSettled(sent);
+    }
   }
 
   /**
