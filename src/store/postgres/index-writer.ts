@@ -7,6 +7,7 @@
 import type { IndexRows } from '../../search/extract/rows';
 import type { ProjectionRow } from '../projections';
 import type { Queryable } from './driver';
+import { LAST_UPDATED } from './search-sql';
 
 /** A resource's index rows and projection rows (written and replaced together). */
 export type ExtractedRows = IndexRows & { projections?: ProjectionRow[] };
@@ -50,8 +51,8 @@ export class IndexBatch {
       const columns = COLUMNS[key] as (row: unknown) => unknown[];
       const out = (this.rows[key] ??= []);
       for (const row of list) {
-        if (key === 'token' && row.code === '_id') {
-          // `_id` is searched on resource_current.id (search-sql.ts): its token row would never be read.
+        if ((key === 'token' && row.code === '_id') || (key === 'date' && row.code === LAST_UPDATED)) {
+          // Searched on resource_current's id and last_updated (search-sql.ts): rows never read.
           continue;
         }
         out.push([resourceType, id, row.code, ...columns(row).map((v) => v ?? null)]);

@@ -124,6 +124,41 @@ export function dateCond(rs: string, re: string, m: DateMatch, p: SqlParams): st
 }
 
 /**
+ * `_lastUpdated` is read from resource_current.last_updated (indexed with the type), not from
+ * index rows: every resource would have one, written and replaced on every write
+ * (src/store/postgres/index-writer.ts leaves it out).
+ */
+export const LAST_UPDATED = '_lastUpdated';
+
+/**
+ * dateCond for an instant `t` stored to the millisecond, whose range is [t, t + 1 ms): against
+ * the millisecond-aligned search range [ss, se) each prefix reduces to a comparison of `t` alone,
+ * which the index on (resource_type, last_updated) serves.
+ */
+function lastUpdatedCond(t: string, m: DateMatch, p: SqlParams): string {
+  const ss = (): string => p.add(m.start, 'timestamptz');
+  const se = (): string => p.add(m.end, 'timestamptz');
+  const eq = (): string => `(${t} >= ${ss()} AND ${t} < ${se()})`;
+  switch (m.prefix) {
+    case 'eq':
+    case 'ap':
+      return eq();
+    case 'ne':
+      return `NOT ${eq()}`;
+    case 'gt':
+    case 'sa':
+      return `${t} >= ${se()}`;
+    case 'lt':
+    case 'eb':
+      return `${t} < ${ss()}`;
+    case 'ge':
+      return `${t} >= ${ss()}`;
+    case 'le':
+      return `${t} < ${se()}`;
+  }
+}
+
+/**
  * A resource number (point `low = high = value`, or range [low, high]) against a search number whose
  * precision implies [slow, shigh) (search.html#number).
  */
@@ -202,7 +237,7 @@ type ExistsRow = typeof existsRow;
  * does by scanning the whole table.
  */
 export function indexIdsSql(f: SearchFilter, resourceType: string, p: SqlParams): string | undefined {
-  if (!['string', 'token', 'reference', 'date', 'number', 'quantity', 'uri'].includes(f.kind)) {
+  if (!['string', 'token', 'reference', 'date', 'number', 'quantity', 'uri'].includes(f.kind) || (f.kind === 'date' && f.code === LAST_UPDATED)) {
     return undefined;
   }
   const select: ExistsRow = (table, _r, code, q, cond) => {
@@ -241,6 +276,9 @@ export function filterSql(f: SearchFilter, r: string, p: SqlParams, rowOf: Exist
     case 'reference':
       return rowOf('reference', r, f.code, p, (x) => any(f.values.map((m) => referenceCond((c) => `${x}.${c}`, m, p))));
     case 'date':
+      if (f.code === LAST_UPDATED) {
+        return any(f.values.map((m) => lastUpdatedCond(`${r}.last_updated`, m, p)));
+      }
       return rowOf('date', r, f.code, p, (x) => any(f.values.map((m) => dateCond(`${x}.start_at`, `${x}.end_at`, m, p))));
     case 'number':
     case 'quantity':
@@ -272,6 +310,9 @@ export function filterSql(f: SearchFilter, r: string, p: SqlParams, rowOf: Exist
         any(f.values.map((components) => components.map((m, i) => `(${componentCond(x, i, m, p)})`).join(' AND '))),
       );
     case 'missing': {
+      if (f.table === 'date' && f.code === LAST_UPDATED) {
+        return f.missing ? 'false' : 'true'; // every resource has one
+      }
       const x = nextAlias('m');
       const exists = `EXISTS (SELECT 1 FROM ${TABLE[f.table]} ${x} WHERE ${x}.resource_type = ${r}.resource_type AND ${x}.id = ${r}.id AND ${x}.code = ${p.add(f.code)})`;
       return f.missing ? `NOT ${exists}` : exists;

@@ -245,3 +245,60 @@ describe('_lastUpdated', () => {
     await devices(`_lastUpdated=ge2020-01-01&_lastUpdated=lt${boundary}`, ['dev-early']);
   });
 });
+
+describe('_lastUpdated against the range rules', () => {
+  // `_lastUpdated` is answered from the stored write time (an instant to the millisecond, range
+  // [t, t + 1 ms)), not from index rows: every prefix, against search values of millisecond and
+  // second precision around a write, must give what the range rules above give.
+  const SYSTEM = 'urn:test:search:last-updated';
+  const PREFIXES = ['eq', 'ne', 'gt', 'lt', 'ge', 'le', 'sa', 'eb', 'ap'] as const;
+  type Range = [number, number];
+  const holds: Record<(typeof PREFIXES)[number], (s: Range, t: Range) => boolean> = {
+    eq: (s, t) => t[0] >= s[0] && t[1] <= s[1],
+    ne: (s, t) => !(t[0] >= s[0] && t[1] <= s[1]),
+    gt: (s, t) => t[1] > s[1],
+    lt: (s, t) => t[0] < s[0],
+    ge: (s, t) => t[1] > s[1] || (t[0] >= s[0] && t[1] <= s[1]),
+    le: (s, t) => t[0] < s[0] || (t[0] >= s[0] && t[1] <= s[1]),
+    sa: (s, t) => t[0] >= s[1],
+    eb: (s, t) => t[1] <= s[0],
+    ap: (s, t) => t[0] < s[1] && t[1] > s[0],
+  };
+
+  test('every prefix at millisecond and second precision', async () => {
+    const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+    for (const key of ['lu-a', 'lu-b', 'lu-c']) {
+      await fx.create(key, { resourceType: 'Device', identifier: [{ system: SYSTEM, value: key }] } as Device);
+      await sleep(3);
+    }
+    const found = await server.request().get(`/Device?identifier=${encodeURIComponent(SYSTEM + '|')}&_count=10`);
+    expect(found.status).toBe(200);
+    const written = new Map<string, number>(
+      ((found.body as { entry?: { resource: Device }[] }).entry ?? []).map((e) => [e.resource.identifier?.[0].value as string, Date.parse(e.resource.meta?.lastUpdated as string)]),
+    );
+    expect([...written.keys()].sort()).toEqual(['lu-a', 'lu-b', 'lu-c']);
+    const t = written.get('lu-b') as number;
+    const iso = (ms: number): string => new Date(ms).toISOString();
+    const second = Math.floor(t / 1000) * 1000;
+    const values: [string, Range][] = [
+      [iso(t), [t, t + 1]],
+      [iso(t - 1), [t - 1, t]],
+      [iso(t + 1), [t + 1, t + 2]],
+      [iso(second).replace('.000Z', 'Z'), [second, second + 1000]],
+    ];
+    const mismatches: string[] = [];
+    for (const [value, range] of values) {
+      for (const prefix of PREFIXES) {
+        const expected = [...written].filter(([, at]) => holds[prefix](range, [at, at + 1])).map(([key]) => key);
+        const actual = await matchKeys(server, fx, `Device?identifier=${SYSTEM}|&_lastUpdated=${prefix}${value}`);
+        if (JSON.stringify(actual) !== JSON.stringify(sorted(expected))) {
+          mismatches.push(`_lastUpdated=${prefix}${value}: got ${JSON.stringify(actual)}, expected ${JSON.stringify(sorted(expected))}`);
+        }
+      }
+    }
+    expect(mismatches).toEqual([]);
+    // Every resource has a last-updated time.
+    expect(await matchKeys(server, fx, `Device?identifier=${SYSTEM}|&_lastUpdated:missing=true`)).toEqual([]);
+    expect(await matchKeys(server, fx, `Device?identifier=${SYSTEM}|&_lastUpdated:missing=false`)).toEqual(['lu-a', 'lu-b', 'lu-c']);
+  });
+});
