@@ -7,8 +7,8 @@ import type { CarePlan, ChargeItem, Claim, Condition, Consent, Encounter, Patien
 import type { RequestContext } from '../fhir/types';
 import { monthBounds, type MonthFacts, type PerformerKind, type Period, type PlanFacts, type ServiceFact, type TimeEntry } from './billing';
 import { CCM_SYSTEM, PROGRAM_TOKENS, programOf, REVIEW_DATE_EXTENSION } from './codes';
-import { evaluateEligibility } from './eligibility';
-import { readAll, readReference, searchAll, searchProjected } from './records';
+import { CURRENT_CONDITION_STATUSES, ELIGIBILITY_CONDITION_PROJECTION, ELIGIBILITY_PATIENT_PROJECTION, evaluateEligibility } from './eligibility';
+import { readReference, searchAll, searchProjected } from './records';
 import type { CcmService } from './service';
 import { monthsOf, type Projection } from '../store/projections';
 
@@ -211,7 +211,13 @@ export async function readMonth(ctx: RequestContext, ccm: CcmService, month: str
     searchAll<Encounter>(ctx, 'Encounter', { ...one('subject'), date: `ge${b.first}` }, LIMIT),
     // A claim for a month's services is made during or after that month.
     searchAll<Claim>(ctx, 'Claim', { ...one('patient'), created: `ge${b.first}` }, LIMIT),
-    searchAll<Condition>(ctx, 'Condition', { ...one('subject'), 'clinical-status': 'active,recurrence,relapse' }, LIMIT),
+    // What eligibility reads of each Condition (not whole Conditions: the month close reads every patient's).
+    searchProjected(ctx, 'Condition', ELIGIBILITY_CONDITION_PROJECTION, {
+      keys: CURRENT_CONDITION_STATUSES,
+      query: one('subject'),
+      narrow: { 'clinical-status': CURRENT_CONDITION_STATUSES.join(',') },
+      limit: LIMIT,
+    }),
   ]);
   const ids = only ? [only] : [...entries.keys()].sort();
   const allChargeItems = chargeItemsRead.filter((c) =>
@@ -233,7 +239,7 @@ export async function readMonth(ctx: RequestContext, ccm: CcmService, month: str
       patients.set(only, p);
     }
   } else {
-    for (const p of await readAll<Patient>(ctx, 'Patient', ids)) {
+    for (const p of await searchProjected(ctx, 'Patient', ELIGIBILITY_PATIENT_PROJECTION, { ids, limit: LIMIT })) {
       patients.set(p.id as string, p);
     }
   }

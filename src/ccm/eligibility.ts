@@ -12,7 +12,60 @@
  * counts as on or before any D it is a prefix of).
  */
 import type { Condition, Patient } from '@medplum/fhirtypes';
+import type { Projection } from '../store/projections';
 import type { ChronicCategories } from './categories';
+import { CHRONIC_CATEGORY_EXTENSION } from './codes';
+
+/** The clinical statuses of a Condition that can qualify. */
+export const CURRENT_CONDITION_STATUSES = ['active', 'recurrence', 'relapse'];
+
+/**
+ * What evaluateEligibility reads of a Condition, and nothing else: it answers the same for this as
+ * for the whole Condition (a test holds it to that). Readers of every patient's Conditions (the
+ * month close) read these instead of whole Conditions.
+ */
+export function eligibilityPartOf(c: Condition): Condition {
+  const category = c.extension?.filter((e) => e.url === CHRONIC_CATEGORY_EXTENSION);
+  return {
+    resourceType: 'Condition',
+    id: c.id,
+    subject: c.subject && { reference: c.subject.reference },
+    code: c.code && { text: c.code.text, coding: c.code.coding?.map((x) => ({ system: x.system, code: x.code, display: x.display })) },
+    clinicalStatus: c.clinicalStatus,
+    verificationStatus: c.verificationStatus,
+    onsetDateTime: c.onsetDateTime,
+    onsetPeriod: c.onsetPeriod,
+    onsetAge: c.onsetAge,
+    abatementDateTime: c.abatementDateTime,
+    abatementPeriod: c.abatementPeriod,
+    abatementAge: c.abatementAge,
+    abatementString: c.abatementString,
+    abatementRange: c.abatementRange,
+    extension: category?.length ? category : undefined,
+  };
+}
+
+/** Conditions as eligibility reads them, under the codes of their clinical status. */
+export const ELIGIBILITY_CONDITION_PROJECTION: Projection<Condition, Condition> = {
+  name: 'ccm-eligibility-condition',
+  version: 1,
+  types: ['Condition'],
+  map: eligibilityPartOf,
+  keys: (c) => [...new Set((c.clinicalStatus?.coding ?? []).flatMap((x) => (x.code ? [x.code] : [])))],
+};
+
+
+/** What evaluateEligibility (and the month's eligibility day) reads of a Patient. */
+export function eligibilityPatientOf(p: Patient): Patient {
+  return { resourceType: 'Patient', id: p.id, birthDate: p.birthDate, deceasedBoolean: p.deceasedBoolean, deceasedDateTime: p.deceasedDateTime };
+}
+
+export const ELIGIBILITY_PATIENT_PROJECTION: Projection<Patient, Patient> = {
+  name: 'ccm-eligibility-patient',
+  version: 1,
+  types: ['Patient'],
+  map: eligibilityPatientOf,
+};
 
 export interface QualifyingCondition {
   reference: string;
@@ -39,7 +92,7 @@ export interface Eligibility {
   notCounted: { reference: string; why: string }[];
 }
 
-const CURRENT = new Set(['active', 'recurrence', 'relapse']);
+const CURRENT = new Set(CURRENT_CONDITION_STATUSES);
 const VOID = new Set(['refuted', 'entered-in-error']);
 
 /** YYYY-MM-DD of a date or dateTime as written (partial dates stay partial). */

@@ -49,6 +49,8 @@ export interface ProjectedRead {
    * whose values have the keys (so that reading whole resources does not read every one).
    */
   narrow?: Record<string, string | string[]>;
+  /** Only resources with these ids (as `_id`, without a search value per id). */
+  ids?: string[];
   limit: number;
 }
 
@@ -60,24 +62,25 @@ export interface ProjectedRead {
  * have been through JSON).
  */
 export async function searchProjected<T extends Resource, P>(ctx: RequestContext, type: T['resourceType'], projection: Projection<T, P>, read: ProjectedRead): Promise<P[]> {
-  const stored = await ctx.store.searchProjected(storeQuery(ctx, type, read.query ?? {}, read.limit), projectionCode(projection), read.keys);
+  const stored = await ctx.store.searchProjected(storeQuery(ctx, type, read.query ?? {}, read.limit, read.ids), projectionCode(projection), read.keys);
   if (stored !== undefined) {
     return JSON.parse(stored) as P[];
   }
   const wanted = read.keys && new Set(read.keys);
-  const ids = await ctx.store.searchIds(storeQuery(ctx, type, { ...read.narrow, ...read.query }, read.limit));
+  const ids = await ctx.store.searchIds(storeQuery(ctx, type, { ...read.narrow, ...read.query }, read.limit, read.ids));
   return readMapped<T, P>(ctx, type, ids, (r) => {
     const value = projection.map(r);
     return value !== undefined && (!wanted || keysOf(projection, value).some((k) => wanted.has(k))) ? value : undefined;
   });
 }
 
-function storeQuery(ctx: RequestContext, type: string, query: Record<string, string | string[]>, limit: number): SearchQuery {
+function storeQuery(ctx: RequestContext, type: string, query: Record<string, string | string[]>, limit: number, ids?: string[]): SearchQuery {
   const q: Record<string, string[]> = {};
   for (const [k, v] of Object.entries(query)) {
     q[k] = Array.isArray(v) ? v : [v];
   }
-  return { resourceType: type, filters: ctx.searchParser(false).parse(type, q).filters, count: limit };
+  const filters = ctx.searchParser(false).parse(type, q).filters;
+  return { resourceType: type, filters: ids ? [{ kind: 'id', ids }, ...filters] : filters, count: limit };
 }
 
 /** The current versions of `type` with these ids (in id order; absent and deleted ones left out). */

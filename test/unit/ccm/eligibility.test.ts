@@ -5,7 +5,8 @@
 import { join } from 'node:path';
 import type { Condition, Patient } from '@medplum/fhirtypes';
 import { ChronicCategories } from '../../../src/ccm/categories';
-import { evaluateEligibility } from '../../../src/ccm/eligibility';
+import { eligibilityPartOf, eligibilityPatientOf, evaluateEligibility } from '../../../src/ccm/eligibility';
+import { CHRONIC_CATEGORY_EXTENSION } from '../../../src/ccm/codes';
 import { loadConformanceDirs } from '../../../src/validation/conformance';
 
 const table = new ChronicCategories(loadConformanceDirs([join(__dirname, '../../../profiles')]).all('ConceptMap'));
@@ -172,5 +173,72 @@ describe('eligibility on a date', () => {
     const e = evaluate([]);
     expect(e).toMatchObject({ eligible: false, categories: [], conditions: [] });
     expect(e.reason).toBe('The patient has no qualifying chronic condition on 2026-06-15; CCM needs two or more in different categories.');
+  });
+});
+
+describe('the parts of a Condition and a Patient the rule reads (the month close reads only these)', () => {
+  // Whole resources and their eligibility parts (as stored: through JSON) must give the same
+  // answer, reasons and all, over every field the rule looks at and fields it does not.
+  const statuses = [undefined, 'active', 'recurrence', 'resolved'];
+  const verifications = [undefined, 'confirmed', 'refuted'];
+  const onsets: Partial<Condition>[] = [{}, { onsetDateTime: '2020-03-01' }, { onsetDateTime: '2027-01-01' }, { onsetPeriod: { start: '2026-06-15T10:00:00Z' } }, { onsetAge: { value: 60, code: 'a', system: 'http://unitsofmeasure.org' } }, { onsetString: 'childhood' }];
+  const abatements: Partial<Condition>[] = [{}, { abatementDateTime: '2026-01-01' }, { abatementDateTime: '2026-12' }, { abatementPeriod: { end: '2025-05-05' } }, { abatementAge: { value: 80, code: 'a' } }, { abatementString: 'gone' }, { abatementRange: { low: { value: 1 } } }];
+  const codes: [string, string][] = [[SCT, '44054006'], [SCT, '38341003'], [ICD, 'J45.909'], [SCT, '22298006'], ['urn:unknown', 'x']];
+  const noise: Partial<Condition> = {
+    note: [{ text: 'long note '.repeat(20) }],
+    evidence: [{ detail: [{ reference: 'Observation/1' }] }],
+    bodySite: [{ text: 'left arm' }],
+    recordedDate: '2020-01-01',
+    category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-category', code: 'problem-list-item' }] }],
+    meta: { versionId: '3', lastUpdated: '2026-01-01T00:00:00Z' },
+  };
+  const conditions: Condition[] = [];
+  let i = 0;
+  for (const status of statuses) {
+    for (const ver of verifications) {
+      for (const onset of onsets) {
+        for (const abatement of abatements) {
+          const [system, code] = codes[i % codes.length];
+          const c = condition(system, code, { ...noise, ...onset, ...abatement });
+          c.clinicalStatus = status ? clinical(status).clinicalStatus : undefined;
+          c.verificationStatus = ver ? verification(ver).verificationStatus : undefined;
+          c.code = { text: i % 2 ? `condition ${i}` : undefined, coding: [{ system, code, display: i % 3 ? `display ${i}` : undefined, version: '2024' }] };
+          if (i % 7 === 0) {
+            c.extension = [{ url: 'urn:other', valueString: 'x' }, { url: CHRONIC_CATEGORY_EXTENSION, valueCode: 'diabetes' }];
+          }
+          if (i % 11 === 0) {
+            c.subject = { reference: 'Patient/someone-else', display: 'other' };
+          }
+          conditions.push(c);
+          i++;
+        }
+      }
+    }
+  }
+  const patients: Patient[] = [
+    patient,
+    { ...patient, name: [{ family: 'Ng' }], address: [{ city: 'Springfield' }], deceasedDateTime: '2026-06-01T12:00:00Z' },
+    { ...patient, deceasedBoolean: true, birthDate: undefined },
+    { ...patient, deceasedDateTime: '2026-07-01' },
+  ];
+  const stored = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
+
+  test.each(patients.map((p, k) => [k, p] as const))('patient %i: whole and partial resources give the same answer on several dates', (_k, p) => {
+    for (const d of ['2026-06-15', '2026-01-01', '2027-02-01']) {
+      // Several small groups (one category, two, none...) and all of them together.
+      for (let start = 0; start < conditions.length; start += 9) {
+        const group = conditions.slice(start, start + 9);
+        expect(evaluateEligibility(stored(eligibilityPatientOf(p)), stored(group.map(eligibilityPartOf)), d, table)).toEqual(evaluateEligibility(p, group, d, table));
+      }
+      expect(evaluateEligibility(stored(eligibilityPatientOf(p)), stored(conditions.map(eligibilityPartOf)), d, table)).toEqual(evaluateEligibility(p, conditions, d, table));
+    }
+  });
+
+  test('the matrix has eligible and ineligible groups (the comparison is not vacuous)', () => {
+    const answers = new Set<boolean>();
+    for (let start = 0; start < conditions.length; start += 9) {
+      answers.add(evaluateEligibility(patient, conditions.slice(start, start + 9), D, table).eligible);
+    }
+    expect([...answers].sort()).toEqual([false, true]);
   });
 });
