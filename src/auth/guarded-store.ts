@@ -139,7 +139,7 @@ class GuardedReader implements StoreReader {
   }
 
   /** As searchIds: the policy's filter is part of the query, so only permitted resources' rows come back. */
-  async searchProjected(query: SearchQuery, code: string, keys?: string[]): Promise<string | undefined> {
+  async searchProjected(query: SearchQuery, code: string, keys?: string[]): Promise<unknown[] | undefined> {
     return this.inner.searchProjected(this.restrict(query), code, keys);
   }
 

@@ -76,7 +76,7 @@ class HookedWriter implements StoreWriter {
   readMany(t: string, ids: string[]): Promise<string[]> {
     return this.w.readMany(t, ids);
   }
-  searchProjected(q: Parameters<StoreWriter['searchProjected']>[0], code: string, keys?: string[]): Promise<string | undefined> {
+  searchProjected(q: Parameters<StoreWriter['searchProjected']>[0], code: string, keys?: string[]): Promise<unknown[] | undefined> {
     return this.w.searchProjected(q, code, keys);
   }
   includes(q: Parameters<StoreWriter['includes']>[0]): ReturnType<StoreWriter['includes']> {

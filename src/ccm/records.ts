@@ -64,7 +64,7 @@ export interface ProjectedRead {
 export async function searchProjected<T extends Resource, P>(ctx: RequestContext, type: T['resourceType'], projection: Projection<T, P>, read: ProjectedRead): Promise<P[]> {
   const stored = await ctx.store.searchProjected(storeQuery(ctx, type, read.query ?? {}, read.limit, read.ids), projectionCode(projection), read.keys);
   if (stored !== undefined) {
-    return JSON.parse(stored) as P[];
+    return stored as P[];
   }
   const wanted = read.keys && new Set(read.keys);
   const ids = await ctx.store.searchIds(storeQuery(ctx, type, { ...read.narrow, ...read.query }, read.limit, read.ids));

@@ -191,11 +191,11 @@ export interface StoreReader {
   /**
    * The stored projection `code` (src/store/projections.ts) of every current resource of one type
    * that matches the filters (none: every one) and has a value under one of `keys` (undefined:
-   * any), as one JSON array, in id order, up to `query.count` (sort, cursor and total ignored).
-   * Undefined while the projection is not ready (not yet backfilled): the caller then reads the
-   * resources and projects them itself.
+   * any): the values, parsed, one per resource, in id order, up to `query.count` (sort, cursor and
+   * total ignored). Undefined while the projection is not ready (not yet backfilled): the caller
+   * then reads the resources and projects them itself.
    */
-  searchProjected(query: SearchQuery, code: string, keys?: string[]): Promise<string | undefined>;
+  searchProjected(query: SearchQuery, code: string, keys?: string[]): Promise<unknown[] | undefined>;
   /** Resources referenced by (include) or referencing (revinclude) a set of resources. */
   includes(query: IncludeQuery): Promise<StoredVersion[]>;
 }

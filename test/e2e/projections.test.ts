@@ -53,8 +53,7 @@ describe('projection rows follow their resource', () => {
   afterAll(() => server.close());
 
   const stored = async (month: string): Promise<unknown[] | undefined> => {
-    const found = await server.continuum.store.searchProjected({ resourceType: 'Task', filters: [], count: 100 }, CODE, [month]);
-    return found === undefined ? undefined : (JSON.parse(found) as unknown[]);
+    return server.continuum.store.searchProjected({ resourceType: 'Task', filters: [], count: 100 }, CODE, [month]);
   };
 
   test('create, update to another month, delete', async () => {
@@ -86,7 +85,7 @@ describe('projection rows follow their resource', () => {
     expect(await stored('2026-05')).toHaveLength(1);
     expect(await stored('2026-06')).toHaveLength(1);
     const both = await server.continuum.store.searchProjected({ resourceType: 'Task', filters: [], count: 100 }, CODE, ['2026-05', '2026-06']);
-    expect(JSON.parse(both as string)).toHaveLength(1);
+    expect(both).toHaveLength(1);
   });
 
   test('a failed transaction leaves no projection row', async () => {
@@ -110,9 +109,9 @@ describe('projection rows follow their resource', () => {
     const principal = { clientId: 'x', scope: 'patient/Task.rs', patient: 'a1' };
     const ctx = server.continuum.context(undefined, principal as never);
     const seen = await ctx.store.searchProjected({ resourceType: 'Task', filters: [], count: 100 }, CODE, ['2026-08']);
-    expect((JSON.parse(seen as string) as { patient: string }[]).map((e) => e.patient)).toEqual(['a1']);
+    expect((seen as { patient: string }[]).map((e) => e.patient)).toEqual(['a1']);
     const none = server.continuum.context(undefined, { clientId: 'x', scope: 'patient/Observation.rs', patient: 'a1' } as never);
-    expect(await none.store.searchProjected({ resourceType: 'Task', filters: [], count: 100 }, CODE, ['2026-08'])).toBe('[]');
+    expect(await none.store.searchProjected({ resourceType: 'Task', filters: [], count: 100 }, CODE, ['2026-08'])).toEqual([]);
   });
 
   test('reading whole resources (projection not ready) gives the same entries', async () => {
@@ -160,7 +159,7 @@ describe('backfill', () => {
     try {
       await continuum.projectionsReady;
       const rows = await continuum.store.searchProjected({ resourceType: 'Task', filters: [], count: 10 }, CODE, ['2026-03']);
-      expect(JSON.parse(rows as string)).toEqual([{ id: 'Task/old-entry', patient: 'old', start: '2026-03-10T10:00:00Z', end: '2026-03-10T10:30:00Z', kind: 'clinical-staff' }]);
+      expect(rows).toEqual([{ id: 'Task/old-entry', patient: 'old', start: '2026-03-10T10:00:00Z', end: '2026-03-10T10:30:00Z', kind: 'clinical-staff' }]);
     } finally {
       await continuum.close();
     }

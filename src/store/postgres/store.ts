@@ -208,7 +208,7 @@ class PgReader implements StoreReader {
     return rows.map((r) => r.id);
   }
 
-  async searchProjected(query: SearchQuery, code: string, keys?: string[]): Promise<string | undefined> {
+  async searchProjected(query: SearchQuery, code: string, keys?: string[]): Promise<unknown[] | undefined> {
     if (Array.isArray(query.resourceType) && query.resourceType.length !== 1) {
       throw new Error('searchProjected takes one resource type');
     }
@@ -232,15 +232,16 @@ class PgReader implements StoreReader {
       );
     }
     // Projection rows exist for current, undeleted resources only (no join with resource_current).
-    // One value per resource (it may have rows under several of the keys), and all of them as one
-    // JSON array built by the database: one string to move out of it instead of a row per value.
+    // All of them as one JSON array of [id, value] built by the database: one string to move out
+    // of it instead of a row per value (ids need no escaping: [A-Za-z0-9\-.]). Unordered, and a
+    // resource with values under several of the keys comes once per key: ordering 200,000 values
+    // by id in the database (DISTINCT ON, ORDER BY) sorted 50 MB on disk, twice, where sorting the
+    // parsed pairs here takes a fraction of that (and often finds them in order already).
     const rows = await this.q.query<{ list: string | null }>(
-      `SELECT '[' || string_agg(s.data, ',' ORDER BY s.id) || ']' AS list FROM (
-         SELECT DISTINCT ON (pr.id) pr.id, pr.data FROM resource_projection pr WHERE ${where.join(' AND ')} ORDER BY pr.id LIMIT ${p.add(query.count, 'int')}
-       ) s`,
+      `SELECT '[' || string_agg('["' || pr.id || '",' || pr.data || ']', ',') || ']' AS list FROM resource_projection pr WHERE ${where.join(' AND ')}`,
       p.values,
     );
-    return rows[0]?.list ?? '[]';
+    return inIdOrder(JSON.parse(rows[0]?.list ?? '[]') as [string, unknown][], query.count);
   }
 
   /**
@@ -407,6 +408,24 @@ function matchesSql(query: SnapshotQuery, p: SqlParams): string {
 /** Sort values as they go into a cursor (JSON): instants as ISO text. */
 function cursorValue(v: unknown): unknown {
   return v instanceof Date ? v.toISOString() : v;
+}
+
+/** The values of [id, value] pairs in id order, each id once (the first pair of it), at most `count`. */
+export function inIdOrder(pairs: [string, unknown][], count: number): unknown[] {
+  let sorted = true;
+  for (let i = 1; i < pairs.length && sorted; i++) {
+    sorted = pairs[i - 1][0] < pairs[i][0];
+  }
+  if (!sorted) {
+    pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  }
+  const out: unknown[] = [];
+  for (let i = 0; i < pairs.length && out.length < count; i++) {
+    if (i === 0 || pairs[i][0] !== pairs[i - 1][0]) {
+      out.push(pairs[i][1]);
+    }
+  }
+  return out;
 }
 
 /** Keys per prefetch() query. */
@@ -685,7 +704,7 @@ class PgWriter extends PgReader implements StoreWriter {
     return super.searchIds(query);
   }
 
-  override async searchProjected(query: SearchQuery, code: string, keys?: string[]): Promise<string | undefined> {
+  override async searchProjected(query: SearchQuery, code: string, keys?: string[]): Promise<unknown[] | undefined> {
     await this.flush();
     return super.searchProjected(query, code, keys);
   }
