@@ -54,7 +54,6 @@ export const ELIGIBILITY_CONDITION_PROJECTION: Projection<Condition, Condition> 
   keys: (c) => [...new Set((c.clinicalStatus?.coding ?? []).flatMap((x) => (x.code ? [x.code] : [])))],
 };
 
-
 /** What evaluateEligibility (and the month's eligibility day) reads of a Patient. */
 export function eligibilityPatientOf(p: Patient): Patient {
   return { resourceType: 'Patient', id: p.id, birthDate: p.birthDate, deceasedBoolean: p.deceasedBoolean, deceasedDateTime: p.deceasedDateTime };
