@@ -5,15 +5,19 @@
  * - `GET|POST /$ccm-eligibility` evaluates every patient the caller may see and answers the counts and
  *   the eligible-but-not-enrolled list (`Prefer: respond-async` runs it in the background with progress).
  */
-import type { CarePlan, Condition, Parameters, ParametersParameter, Patient } from '@medplum/fhirtypes';
+import type { Condition, Parameters, ParametersParameter, Patient } from '@medplum/fhirtypes';
 import { badRequest } from '../errors';
 import { requireId } from '../fhir/common';
 import type { FhirRequest, Handler, RequestContext } from '../fhir/types';
 import { breathe } from '../util/breathe';
+import { PLAN_PROJECTION } from './billing-data';
 import { PROGRAM_TOKENS } from './codes';
-import { evaluateEligibility, type Eligibility } from './eligibility';
-import { readOrNotFound, searchAll, today } from './records';
+import { CURRENT_CONDITION_STATUSES, ELIGIBILITY_CONDITION_PROJECTION, ELIGIBILITY_PATIENT_PROJECTION, evaluateEligibility, type Eligibility } from './eligibility';
+import { readOrNotFound, searchAll, searchProjected, today } from './records';
 import type { CcmService } from './service';
+
+/** Reads of every resource of a type: no limit in practice. */
+const ALL = 10_000_000;
 
 const DATE = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/;
 
@@ -94,35 +98,53 @@ export const patientEligibilityOperation: Handler = async (req, ctx, params) => 
   return { status: 200, resource: eligibilityParameters(e) };
 };
 
-/** Whether the patient has an active CCM (any program) CarePlan. */
-async function enrolled(ctx: RequestContext, patientId: string): Promise<boolean> {
-  const plans = await searchAll<CarePlan>(ctx, 'CarePlan', { subject: `Patient/${patientId}`, status: 'active', category: PROGRAM_TOKENS }, 1);
-  return plans.length > 0;
-}
-
-/** Every patient the caller may see, evaluated on `date`. */
+/**
+ * Every patient the caller may see, evaluated on `date`. Reads what the rule needs of every Patient
+ * and every current Condition, and the active program plans, in three bulk reads (stored
+ * projections: src/ccm/projections.ts) rather than two searches per patient.
+ */
 async function evaluateAll(ctx: RequestContext, date: string, progress: (t: string) => void, signal?: AbortSignal): Promise<Parameters> {
   const ccm = ccmOf(ctx);
-  const patients = await searchAll<Patient>(ctx, 'Patient', {}, 1_000_000);
+  const [patients, conditions, plans] = await Promise.all([
+    searchProjected(ctx, 'Patient', ELIGIBILITY_PATIENT_PROJECTION, { limit: ALL }),
+    searchProjected(ctx, 'Condition', ELIGIBILITY_CONDITION_PROJECTION, {
+      keys: CURRENT_CONDITION_STATUSES,
+      narrow: { 'clinical-status': CURRENT_CONDITION_STATUSES.join(',') },
+      limit: ALL,
+    }),
+    searchProjected(ctx, 'CarePlan', PLAN_PROJECTION, { keys: ['active'], narrow: { status: 'active', category: PROGRAM_TOKENS }, limit: ALL }),
+  ]);
+  const conditionsOf = new Map<string, Condition[]>();
+  for (const c of conditions) {
+    const ref = c.subject?.reference;
+    if (ref) {
+      const list = conditionsOf.get(ref);
+      if (list) {
+        list.push(c);
+      } else {
+        conditionsOf.set(ref, [c]);
+      }
+    }
+  }
+  const enrolled = new Set(plans.filter((p) => p.status === 'active').map((p) => p.patient));
   let eligible = 0;
   const list: ParametersParameter[] = [];
   for (let i = 0; i < patients.length; i++) {
     if (signal?.aborted) {
       throw badRequest('cancelled');
     }
-    const p = patients[i];
-    const conditions = await searchAll<Condition>(ctx, 'Condition', { subject: `Patient/${p.id as string}` });
-    const e = evaluateEligibility(p, conditions, date, ccm.categories);
+    const id = patients[i].id as string;
+    const e = evaluateEligibility(patients[i], conditionsOf.get(`Patient/${id}`) ?? [], date, ccm.categories);
     if (e.eligible) {
       eligible++;
-      if (!(await enrolled(ctx, p.id as string))) {
+      if (!enrolled.has(id)) {
         list.push({
           name: 'eligibleNotEnrolled',
-          part: [{ name: 'patient', valueReference: { reference: `Patient/${p.id as string}` } }, ...e.categories.map((c) => ({ name: 'category', valueCode: c }))],
+          part: [{ name: 'patient', valueReference: { reference: `Patient/${id}` } }, ...e.categories.map((c) => ({ name: 'category', valueCode: c }))],
         });
       }
     }
-    if (i % 25 === 0) {
+    if (i % 1000 === 0) {
       progress(`${i} of ${patients.length} patients evaluated`);
       await breathe();
     }

@@ -196,6 +196,22 @@ describe('system-level $ccm-eligibility', () => {
     expect(param(p, 'eligibleCount')[0].valueInteger).toBeGreaterThanOrEqual(2);
   });
 
+  test("a token bound to one patient evaluates only that patient (the bulk reads go through the caller's compartment)", async () => {
+    const mine = await newPatient();
+    const other = await newPatient();
+    for (const p of [mine, other]) {
+      await create(chronic(p.id as string, '44054006'));
+      await create(chronic(p.id as string, '195967001'));
+    }
+    const agent = await server.as('patient/*.rs', { patient: mine.id as string });
+    const res = await agent.get('/$ccm-eligibility');
+    expect(res.status).toBe(200);
+    const p = res.body as Parameters;
+    expect(param(p, 'evaluated')[0].valueInteger).toBe(1);
+    expect(param(p, 'eligibleCount')[0].valueInteger).toBe(1);
+    expect(param(p, 'eligibleNotEnrolled').map((x) => x.part?.[0].valueReference?.reference)).toEqual([`Patient/${mine.id as string}`]);
+  });
+
   test('Prefer: respond-async: 202 with Content-Location, then 200 with a batch-response Bundle holding the same answer', async () => {
     const kick = await server.request().get('/$ccm-eligibility?date=2026-06-15').set('Prefer', 'respond-async');
     expect(kick.status).toBe(202);
