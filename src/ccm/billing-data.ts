@@ -156,7 +156,8 @@ function isInpatient(e: Encounter): boolean {
   return /skilled nursing|\bsnf\b/.test(text);
 }
 
-const byRef = <T>(items: T[], ref: (t: T) => string | undefined): Map<string, T[]> => {
+/** `items` grouped by the patient id of `ref(item)` (`Patient/x` or `x`). */
+export const byRef = <T>(items: T[], ref: (t: T) => string | undefined): Map<string, T[]> => {
   const out = new Map<string, T[]>();
   for (const item of items) {
     const id = ref(item)?.replace(/^Patient\//, '');

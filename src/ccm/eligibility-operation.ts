@@ -10,7 +10,7 @@ import { badRequest } from '../errors';
 import { requireId } from '../fhir/common';
 import type { FhirRequest, Handler, RequestContext } from '../fhir/types';
 import { breathe } from '../util/breathe';
-import { PLAN_PROJECTION } from './billing-data';
+import { byRef, PLAN_PROJECTION } from './billing-data';
 import { PROGRAM_TOKENS } from './codes';
 import { CURRENT_CONDITION_STATUSES, ELIGIBILITY_CONDITION_PROJECTION, ELIGIBILITY_PATIENT_PROJECTION, evaluateEligibility, type Eligibility } from './eligibility';
 import { readOrNotFound, searchAll, searchProjected, today } from './records';
@@ -114,18 +114,7 @@ async function evaluateAll(ctx: RequestContext, date: string, progress: (t: stri
     }),
     searchProjected(ctx, 'CarePlan', PLAN_PROJECTION, { keys: ['active'], narrow: { status: 'active', category: PROGRAM_TOKENS }, limit: ALL }),
   ]);
-  const conditionsOf = new Map<string, Condition[]>();
-  for (const c of conditions) {
-    const ref = c.subject?.reference;
-    if (ref) {
-      const list = conditionsOf.get(ref);
-      if (list) {
-        list.push(c);
-      } else {
-        conditionsOf.set(ref, [c]);
-      }
-    }
-  }
+  const conditionsOf = byRef(conditions, (c) => c.subject?.reference);
   const enrolled = new Set(plans.filter((p) => p.status === 'active').map((p) => p.patient));
   let eligible = 0;
   const list: ParametersParameter[] = [];
@@ -134,7 +123,7 @@ async function evaluateAll(ctx: RequestContext, date: string, progress: (t: stri
       throw badRequest('cancelled');
     }
     const id = patients[i].id as string;
-    const e = evaluateEligibility(patients[i], conditionsOf.get(`Patient/${id}`) ?? [], date, ccm.categories);
+    const e = evaluateEligibility(patients[i], conditionsOf.get(id) ?? [], date, ccm.categories);
     if (e.eligible) {
       eligible++;
       if (!enrolled.has(id)) {
