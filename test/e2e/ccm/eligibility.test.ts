@@ -173,13 +173,17 @@ describe('the eligibility bot keeps a stored determination current', () => {
 });
 
 describe('system-level $ccm-eligibility', () => {
+  /** A new patient with diabetes and asthma: eligible. */
+  const eligiblePatient = async (): Promise<Patient> => {
+    const p = await newPatient();
+    await create(chronic(p.id as string, '44054006'));
+    await create(chronic(p.id as string, '195967001'));
+    return p;
+  };
+
   test('answers counts and the eligible-but-not-enrolled list; an enrolled patient is not on it', async () => {
-    const a = await newPatient();
-    const b = await newPatient();
-    for (const p of [a, b]) {
-      await create(chronic(p.id as string, '44054006'));
-      await create(chronic(p.id as string, '195967001'));
-    }
+    const a = await eligiblePatient();
+    const b = await eligiblePatient();
     // b is enrolled: an active CCM CarePlan (no guard deployed in this server).
     await create({ resourceType: 'CarePlan', status: 'active', intent: 'plan', subject: { reference: `Patient/${b.id as string}` }, category: [{ coding: [{ system: CCM, code: 'ccm' }] }] });
     const res = await server.request().get('/$ccm-eligibility');
@@ -197,12 +201,8 @@ describe('system-level $ccm-eligibility', () => {
   });
 
   test("a token bound to one patient evaluates only that patient (the bulk reads go through the caller's compartment)", async () => {
-    const mine = await newPatient();
-    const other = await newPatient();
-    for (const p of [mine, other]) {
-      await create(chronic(p.id as string, '44054006'));
-      await create(chronic(p.id as string, '195967001'));
-    }
+    const mine = await eligiblePatient();
+    await eligiblePatient(); // another, not visible to the token
     const agent = await server.as('patient/*.rs', { patient: mine.id as string });
     const res = await agent.get('/$ccm-eligibility');
     expect(res.status).toBe(200);
