@@ -115,7 +115,7 @@ async function evaluateAll(ctx: RequestContext, date: string, progress: (t: stri
     searchProjected(ctx, 'CarePlan', PLAN_PROJECTION, { keys: ['active'], narrow: { status: 'active', category: PROGRAM_TOKENS }, limit: ALL }),
   ]);
   const conditionsOf = byRef(conditions, (c) => c.subject?.reference);
-  const enrolled = new Set(plans.filter((p) => p.status === 'active').map((p) => p.patient));
+  const enrolled = new Set(plans.map((p) => p.patient)); // read under the key 'active' only
   let eligible = 0;
   const list: ParametersParameter[] = [];
   for (let i = 0; i < patients.length; i++) {

@@ -51,7 +51,7 @@ export const ELIGIBILITY_CONDITION_PROJECTION: Projection<Condition, Condition> 
   version: 1,
   types: ['Condition'],
   map: eligibilityPartOf,
-  keys: (c) => [...new Set((c.clinicalStatus?.coding ?? []).flatMap((x) => (x.code ? [x.code] : [])))],
+  keys: (c) => (c.clinicalStatus?.coding ?? []).flatMap((x) => (x.code ? [x.code] : [])), // keysOf removes repeats
 };
 
 /** What evaluateEligibility (and the month's eligibility day) reads of a Patient. */
