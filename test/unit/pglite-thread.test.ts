@@ -85,6 +85,65 @@ describe('PGlite on a worker thread', () => {
     expect((await db.query<{ n: number }>('SELECT n FROM counter'))[0].n).toBe(20);
   });
 
+  test('a prepared statement is parsed once and reused, also after a failed first use', async () => {
+    const sql = 'SELECT name FROM t WHERE id = $1 /* prepared-once */';
+    const named = async (): Promise<number> =>
+      Number((await db.query<{ n: string }>("SELECT count(*)::text AS n FROM pg_prepared_statements WHERE statement LIKE '%prepared-once%' AND name <> ''"))[0].n);
+    // Its first use fails at Bind (not an integer): the statement exists all the same.
+    await expect(db.query(sql, ['not a number'], { prepare: true })).rejects.toMatchObject({ code: '22P02' });
+    expect(await named()).toBe(1);
+    await db.query('INSERT INTO t (id, name) VALUES (30, $1)', ['Prepared']);
+    for (let i = 0; i < 3; i++) {
+      expect(await db.query<{ name: string }>(sql, [30], { prepare: true })).toEqual([{ name: 'Prepared' }]);
+    }
+    expect(await named()).toBe(1);
+    // A statement that does not parse is not kept, and fails the same way next time.
+    await expect(db.query('SELEC name FROM t', [], { prepare: true })).rejects.toMatchObject({ code: '42601' });
+    await expect(db.query('SELEC name FROM t', [], { prepare: true })).rejects.toMatchObject({ code: '42601' });
+  });
+
+  test('a script (a migration) makes prepared statements prepare again: a new column is seen', async () => {
+    await db.exec('CREATE TABLE m (id int)');
+    await db.query('INSERT INTO m VALUES (1)');
+    expect(await db.query('SELECT * FROM m', [], { prepare: true })).toEqual([{ id: 1 }]);
+    await db.exec("ALTER TABLE m ADD COLUMN label text DEFAULT 'new'");
+    expect(await db.query('SELECT * FROM m', [], { prepare: true })).toEqual([{ id: 1, label: 'new' }]);
+  });
+
+  test('a transaction whose statement failed does not report a commit, even when the caller caught the error', async () => {
+    await expect(
+      db.transaction(async (q) => {
+        await q.query('INSERT INTO t (id, name) VALUES (40, $1)', ['lost']);
+        await q.query('INSERT INTO t (id, name) VALUES (40, $1)', ['clash']).catch(() => undefined);
+      }),
+    ).rejects.toThrow(/rolled back/);
+    expect(await db.query('SELECT id FROM t WHERE id = 40')).toEqual([]);
+  });
+
+  test('a statement outside the open transaction waits for its end and sees only what it committed', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let inserted!: () => void;
+    const didInsert = new Promise<void>((resolve) => (inserted = resolve));
+    const tx = db.transaction(async (q) => {
+      await q.query('INSERT INTO t (id, name) VALUES (50, $1)', ['inside']);
+      inserted();
+      await held;
+      await q.query('INSERT INTO t (id, name) VALUES (51, $1)', ['inside too']);
+    });
+    await didInsert;
+    let answered = false;
+    const outside = db.query<{ id: number }>('SELECT id FROM t WHERE id >= 50 ORDER BY id').then((rows) => {
+      answered = true;
+      return rows.map((r) => r.id);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(answered).toBe(false);
+    release();
+    await tx;
+    expect(await outside).toEqual([50, 51]);
+  });
+
   test('statements sent before close finish; after close every statement fails with a clear error', async () => {
     const other = await openPgliteThread(undefined, ['-c', 'shared_buffers=16MB']);
     await other.exec('CREATE TABLE x (n int)');
@@ -124,7 +183,7 @@ describe('PGlite on a worker thread', () => {
       })();
     `;
     const run = spawnSync(process.execPath, ['-e', script], { timeout: 60_000, encoding: 'utf8' });
-    expect(run.stdout).toMatch(/after close; late statement refused: (PGlite is closed|the embedded database thread stopped)/);
+    expect(run.stdout).toMatch(/after close; late statement refused: (the embedded database is closed|the embedded database thread stopped)/);
     expect(run.status).toBe(3);
   }, 70_000);
 });

@@ -107,8 +107,8 @@ export async function openPgliteThread(dataDir: string | undefined, startParams:
   };
 
   const on = (tx: number): Queryable => ({
-    async query<R>(sql: string, params?: unknown[]): Promise<R[]> {
-      return (await send({ op: 'query', sql, params, tx })) as R[];
+    async query<R>(sql: string, params?: unknown[], options?: { prepare?: boolean }): Promise<R[]> {
+      return (await send({ op: 'query', sql, params, tx, prepare: options?.prepare === true })) as R[];
     },
     async exec(sql: string): Promise<void> {
       await send({ op: 'exec', sql, tx });
