@@ -19,6 +19,11 @@ import type {
 
 export class SqlParams {
   readonly values: unknown[] = [];
+  private aliases = 0;
+  /** A table alias unique within this statement (the same statement text for the same query shape). */
+  alias(prefix: string): string {
+    return `${prefix}${++this.aliases}`;
+  }
   add(v: unknown, cast?: string): string {
     this.values.push(v);
     return `$${this.values.length}${cast ? '::' + cast : ''}`;
@@ -36,8 +41,6 @@ const TABLE: Record<IndexTable, string> = {
   composite: 'search_composite',
 };
 
-let aliasCounter = 0;
-const nextAlias = (prefix: string): string => `${prefix}${++aliasCounter % 1_000_000}`;
 
 /** Escapes LIKE wildcards so a search value is matched literally. */
 function likeLiteral(v: string): string {
@@ -46,7 +49,7 @@ function likeLiteral(v: string): string {
 
 /** EXISTS over one index table of the resource `r`, with conditions on alias `x`. */
 function existsRow(table: IndexTable, r: string, code: string, p: SqlParams, cond: (x: string) => string): string {
-  const x = nextAlias('x');
+  const x = p.alias('x');
   return `EXISTS (SELECT 1 FROM ${TABLE[table]} ${x} WHERE ${x}.resource_type = ${r}.resource_type AND ${x}.id = ${r}.id AND ${x}.code = ${p.add(code)} AND (${cond(x)}))`;
 }
 
@@ -241,7 +244,7 @@ export function indexIdsSql(f: SearchFilter, resourceType: string, p: SqlParams)
     return undefined;
   }
   const select: ExistsRow = (table, _r, code, q, cond) => {
-    const x = nextAlias('x');
+    const x = p.alias('x');
     return `SELECT ${x}.id FROM ${TABLE[table]} ${x} WHERE ${x}.resource_type = ${q.add(resourceType)} AND ${x}.code = ${q.add(code)} AND (${cond(x)})`;
   };
   return filterSql(f, 'r', p, select);
@@ -313,7 +316,7 @@ export function filterSql(f: SearchFilter, r: string, p: SqlParams, rowOf: Exist
       if (f.table === 'date' && f.code === LAST_UPDATED) {
         return f.missing ? 'false' : 'true'; // every resource has one
       }
-      const x = nextAlias('m');
+      const x = p.alias('m');
       const exists = `EXISTS (SELECT 1 FROM ${TABLE[f.table]} ${x} WHERE ${x}.resource_type = ${r}.resource_type AND ${x}.id = ${r}.id AND ${x}.code = ${p.add(f.code)})`;
       return f.missing ? `NOT ${exists}` : exists;
     }
@@ -326,16 +329,16 @@ export function filterSql(f: SearchFilter, r: string, p: SqlParams, rowOf: Exist
     case 'type':
       return `${r}.resource_type = ANY(${p.add(f.types, 'text[]')})`;
     case 'chain': {
-      const x = nextAlias('c');
-      const t = nextAlias('t');
+      const x = p.alias('c');
+      const t = p.alias('t');
       const inner = f.filters.map((g) => filterSql(g, t, p));
       return `EXISTS (SELECT 1 FROM search_reference ${x} JOIN resource_current ${t} ON ${t}.resource_type = ${x}.target_type AND ${t}.id = ${x}.target_id
         WHERE ${x}.resource_type = ${r}.resource_type AND ${x}.id = ${r}.id AND ${x}.code = ${p.add(f.code)}
         AND ${x}.target_type = ${p.add(f.targetType)} AND NOT ${t}.deleted${inner.map((c) => ' AND ' + c).join('')})`;
     }
     case 'has': {
-      const x = nextAlias('h');
-      const s = nextAlias('s');
+      const x = p.alias('h');
+      const s = p.alias('s');
       const inner = f.filters.map((g) => filterSql(g, s, p));
       return `EXISTS (SELECT 1 FROM search_reference ${x} JOIN resource_current ${s} ON ${s}.resource_type = ${x}.resource_type AND ${s}.id = ${x}.id
         WHERE ${x}.resource_type = ${p.add(f.sourceType)} AND ${x}.code = ${p.add(f.code)}
@@ -377,7 +380,7 @@ export function sortColumns(keys: SortKey[], r: string, p: SqlParams): SortColum
         break;
       case 'param': {
         const spec = SORT_COLUMN[k.table];
-        const x = nextAlias('o');
+        const x = p.alias('o');
         const agg = k.descending ? 'max' : 'min';
         const sub = `(SELECT ${agg}(${x}.${spec.col}) FROM ${TABLE[k.table]} ${x} WHERE ${x}.resource_type = ${r}.resource_type AND ${x}.id = ${r}.id AND ${x}.code = ${p.add(k.code)})`;
         cols.push({ expr: `(${sub} IS NULL)`, cast: 'boolean', descending: false });
