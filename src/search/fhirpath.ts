@@ -207,7 +207,9 @@ function jsType(value: unknown): string | undefined {
   return undefined;
 }
 
-const SIMPLE_PATH = /^\(?([A-Z][A-Za-z]+)((?:\.[a-z][A-Za-z0-9]*)+)(?:\.ofType\(([A-Za-z]+)\))?\)?$/;
+const SIMPLE_PATH = /^\(?([A-Z][A-Za-z]+)((?:\.[a-z][A-Za-z0-9]*)+)(?:\.ofType\(([A-Za-z]+)\)|\.where\(([a-z][A-Za-z0-9]*)\s*=\s*'([A-Za-z0-9\-.:/]*)'\))?\)?$/;
+/** Element types a `where(element = 'literal')` filter compares as plain strings. */
+const STRING_LIKE = new Set(['code', 'string', 'uri', 'url', 'canonical', 'id', 'oid', 'uuid']);
 const model = r4 as unknown as {
   path2Type: Record<string, string>;
   pathsDefinedElsewhere: Record<string, string>;
@@ -218,19 +220,37 @@ interface FastPlan {
   /** JSON keys to walk, the last one already expanded for ofType (`valueQuantity`). */
   keys: string[];
   type: string;
+  /** `where(element = 'literal')` on the last step: keep the items whose element is the literal. */
+  where?: { key: string; literal: string };
 }
 
 const fastPlans = new Map<string, FastPlan | null>();
 
-/** The model path of `path`, following contentReferences (Questionnaire.item.item -> Questionnaire.item). */
-function modelType(path: string): string | undefined {
+/**
+ * The model's own path for `path`: follows contentReferences (Questionnaire.item.item ->
+ * Questionnaire.item) and steps into datatypes (Patient.name.family -> HumanName.family).
+ */
+function modelPath(path: string): string {
   const parts = path.split('.');
   let current = parts[0];
   for (const p of parts.slice(1)) {
-    current = `${current}.${p}`;
-    current = model.pathsDefinedElsewhere[current] ?? current;
+    let next = `${current}.${p}`;
+    next = model.pathsDefinedElsewhere[next] ?? next;
+    if (model.path2Type[next] === undefined && model.choiceTypePaths[next] === undefined) {
+      const parentType = model.path2Type[current];
+      if (parentType !== undefined && /^[A-Z]/.test(parentType) && parentType !== 'BackboneElement' && parentType !== 'Element') {
+        const inType = `${parentType}.${p}`;
+        next = model.pathsDefinedElsewhere[inType] ?? inType;
+      }
+    }
+    current = next;
   }
-  return model.path2Type[current];
+  return current;
+}
+
+/** The model type of `path` (undefined for a choice element or an unknown path). */
+function modelType(path: string): string | undefined {
+  return model.path2Type[modelPath(path)];
 }
 
 function fastPlan(expression: string): FastPlan | null {
@@ -239,23 +259,30 @@ function fastPlan(expression: string): FastPlan | null {
     plan = null;
     const m = SIMPLE_PATH.exec(expression);
     if (m) {
-      const [, root, dotted, ofType] = m;
+      const [, root, dotted, ofType, whereKey, whereLiteral] = m;
       const keys = dotted.slice(1).split('.');
       const pathTo = (n: number): string => `${root}.${keys.slice(0, n).join('.')}`;
       // Every step before the last must be a known element, so JSON keys are element names.
       const parentsKnown = keys.slice(0, -1).every((_, i) => modelType(pathTo(i + 1)) !== undefined);
       const lastType = modelType(pathTo(keys.length));
       const last = keys[keys.length - 1];
-      if (parentsKnown && ofType === undefined && lastType !== undefined) {
-        plan = { keys, type: lastType.startsWith('System.') ? (systemToFhir(lastType.slice(7), undefined) ?? lastType) : lastType };
-      } else if (parentsKnown && ofType !== undefined && lastType === undefined && model.choiceTypePaths[pathTo(keys.length)]?.includes(ofType)) {
+      if (parentsKnown && ofType === undefined && whereKey === undefined && lastType !== undefined) {
+        plan = { keys, type: fastType(lastType) };
+      } else if (parentsKnown && ofType !== undefined && lastType === undefined && model.choiceTypePaths[modelPath(pathTo(keys.length))]?.includes(ofType)) {
         // A choice element: `value.ofType(Quantity)` is the JSON key `valueQuantity`.
         plan = { keys: [...keys.slice(0, -1), last + ofType[0].toUpperCase() + ofType.slice(1)], type: ofType };
+      } else if (parentsKnown && whereKey !== undefined && lastType !== undefined && STRING_LIKE.has(modelType(`${pathTo(keys.length)}.${whereKey}`) ?? '')) {
+        // `telecom.where(system = 'phone')`: a string comparison on a primitive of each item.
+        plan = { keys, type: fastType(lastType), where: { key: whereKey, literal: whereLiteral } };
       }
     }
     fastPlans.set(expression, plan);
   }
   return plan;
+}
+
+function fastType(modelTypeName: string): string {
+  return modelTypeName.startsWith('System.') ? (systemToFhir(modelTypeName.slice(7), undefined) ?? modelTypeName) : modelTypeName;
 }
 
 /**
@@ -292,6 +319,14 @@ export function evaluateFast(expression: string, resource: { resourceType: strin
       return [];
     }
     current = next;
+  }
+  const { where } = plan;
+  if (where) {
+    // FHIRPath `=` compares collections: a repeated element equals the literal only with one item.
+    current = current.filter((item) => {
+      const v = (item as Record<string, unknown>)[where.key];
+      return Array.isArray(v) ? v.length === 1 && v[0] === where.literal : v === where.literal;
+    });
   }
   return current.map((value) => ({ type: plan.type, value, node: undefined }));
 }

@@ -1,4 +1,6 @@
 import { createRegistry } from '../../../src/search/definitions';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { evaluateFast, evaluateTyped } from '../../../src/search/fhirpath';
 import * as fixtures from './fixtures';
 
@@ -40,8 +42,84 @@ describe('evaluateFast agrees with the FHIRPath engine', () => {
     expect(compared).toBeGreaterThan(20);
   });
 
+  test('paths into datatypes and where(element = literal) filters agree on edge cases', () => {
+    const patient = {
+      resourceType: 'Patient',
+      name: [{ family: 'Kim', given: ['Ada', 'Grace'] }, { _family: { extension: [{ url: 'urn:x', valueString: 'no value' }] }, given: ['Bo'] }, { use: 'old' }],
+      telecom: [
+        { system: 'phone', value: '555-0100' },
+        { system: 'email', value: 'a@example.org' },
+        { value: 'no system' },
+        { _system: { extension: [{ url: 'urn:x', valueString: 'ext only' }] }, value: 'ext system' },
+        { system: 'phone', value: '555-0199', use: 'work' },
+      ],
+      address: [{ city: 'Salem', line: ['1 Main St'], country: 'US' }, { line: ['2 Side St'] }],
+      contact: [{ name: { family: 'Lee' }, telecom: [{ system: 'email', value: 'c@example.org' }] }],
+    };
+    const expressions = [
+      'Patient.name.family',
+      'Patient.name.given',
+      'Patient.address.city',
+      'Patient.address.line',
+      'Patient.contact.name.family',
+      "Patient.telecom.where(system='phone')",
+      "Patient.telecom.where(system='email')",
+      "Patient.telecom.where(system='fax')",
+      "Patient.contact.telecom.where(system='email')",
+      "Patient.name.where(given='Bo')",
+      "Patient.name.where(given='Ada')",
+    ];
+    for (const expression of expressions) {
+      const fast = evaluateFast(expression, patient);
+      expect({ expression, accepted: fast !== undefined }).toEqual({ expression, accepted: true });
+      const slow = evaluateTyped(expression, patient, patient);
+      expect({ expression, got: fast?.map((v) => [v.type, v.value]) }).toEqual({ expression, got: slow.map((v) => [v.type, v.value]) });
+    }
+    // Not every expression is empty: the comparison above saw values.
+    expect(evaluateFast("Patient.telecom.where(system='phone')", patient)).toHaveLength(2);
+    expect(evaluateFast("Patient.name.where(given='Bo')", patient)).toHaveLength(1);
+  });
+
+  test('on every branch it accepts, over all the official R4 examples', () => {
+    const dir = dirname(require.resolve('hl7.fhir.r4.examples/package.json'));
+    let accepted = 0;
+    let values = 0;
+    const disagreements: string[] = [];
+    for (const file of readdirSync(dir).filter((f) => f.endsWith('.json') && f !== 'package.json')) {
+      const resource = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { resourceType?: unknown };
+      if (typeof resource.resourceType !== 'string') {
+        continue;
+      }
+      for (const def of registry.forType(resource.resourceType)) {
+        for (const branch of def.branches) {
+          const fast = evaluateFast(branch.expression, resource as { resourceType: string });
+          if (fast === undefined) {
+            continue;
+          }
+          accepted++;
+          let slow;
+          try {
+            slow = evaluateTyped(branch.expression, resource, resource);
+          } catch {
+            continue; // the engine fails where the fast path does not: extraction would skip it anyway
+          }
+          values += slow.length;
+          const a = JSON.stringify(fast.map((v) => [v.type, v.value]));
+          const b = JSON.stringify(slow.map((v) => [v.type, v.value]));
+          if (a !== b) {
+            disagreements.push(`${file} ${branch.expression}: fast ${a.slice(0, 200)} engine ${b.slice(0, 200)}`);
+          }
+        }
+      }
+    }
+    expect(disagreements.slice(0, 10)).toEqual([]);
+    expect(accepted).toBeGreaterThan(50_000);
+    expect(values).toBeGreaterThan(10_000);
+  }, 120_000);
+
   test('declines what it cannot do alone', () => {
-    expect(evaluateFast("Patient.telecom.where(system='email')", { resourceType: 'Patient' })).toBeUndefined();
+    expect(evaluateFast("Patient.telecom.where(system='email' or system='phone')", { resourceType: 'Patient' })).toBeUndefined();
+    expect(evaluateFast("Patient.telecom.where(period='x')", { resourceType: 'Patient' })).toBeUndefined();
     expect(evaluateFast('Patient.deceased.exists() and Patient.deceased != false', { resourceType: 'Patient' })).toBeUndefined();
     expect(evaluateFast('(Observation.value.ofType(Quantity))', { resourceType: 'Observation', valueQuantity: { value: 1 } } as never)).toEqual([
       { type: 'Quantity', value: { value: 1 }, node: undefined },
