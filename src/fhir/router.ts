@@ -248,7 +248,8 @@ function patientOf(entity: string | undefined, out: FhirResponse | undefined): s
   }
   // A returned resource's subject / patient reference (cheap: the serialised text, no parsing).
   const json = out?.json;
-  if (json) {
+  // Not a Bundle's: a search's first entry does not say whom the whole search concerned.
+  if (json && !json.startsWith('{"resourceType":"Bundle"')) {
     const m = /"(?:subject|patient|beneficiary)":\{"reference":"Patient\/([A-Za-z0-9\-.]{1,64})"/.exec(json);
     return m?.[1];
   }

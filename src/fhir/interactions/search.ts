@@ -101,8 +101,7 @@ async function runSearch(ctx: RequestContext, parsed: ParsedSearch, filters: Sea
   const firstPos = reversed ? page.last : page.first;
   const lastPos = reversed ? page.first : page.last;
 
-  const entries: BundleEntry[] = versions.map((v) => entry(ctx, v, 'match', parsed));
-  entries.push(...(await includes(ctx, parsed, versions)).map((v) => entry(ctx, v, 'include', parsed)));
+  const included = await includes(ctx, parsed, versions);
 
   let total = page.total;
   if (total === undefined && parsed.total !== 'none' && !cursor && !page.more) {
@@ -116,14 +115,25 @@ async function runSearch(ctx: RequestContext, parsed: ParsedSearch, filters: Sea
   if (moreBefore && firstPos) {
     links.push({ relation: 'previous', url: link({ d: 'p', v: firstPos }) });
   }
-  const bundle: Bundle = { resourceType: 'Bundle', type: 'searchset', link: links, entry: entries };
-  if (total !== undefined) {
-    bundle.total = total;
-  }
+  const bundle: Bundle = { resourceType: 'Bundle', type: 'searchset', ...(total === undefined ? {} : { total }), link: links };
   if (parsed.summary === 'count') {
-    delete bundle.entry;
+    return { status: 200, resource: bundle };
   }
-  return { status: 200, resource: bundle };
+  if ((parsed.summary === undefined || parsed.summary === 'false') && parsed.elements === undefined) {
+    // Nothing to shape: each resource's stored text goes into the Bundle as it is (as a read serves
+    // it), instead of parsing every entry only to serialise it again.
+    const texts = [...versions.map((v) => entryJson(ctx, v, 'match')), ...included.map((v) => entryJson(ctx, v, 'include'))];
+    const head = JSON.stringify(bundle);
+    return { status: 200, json: texts.length === 0 ? head : `${head.slice(0, -1)},"entry":[${texts.join(',')}]}` };
+  }
+  const entries: BundleEntry[] = [...versions.map((v) => entry(ctx, v, 'match', parsed)), ...included.map((v) => entry(ctx, v, 'include', parsed))];
+  // FHIR JSON has no empty arrays: no matches, no entry element.
+  return { status: 200, resource: entries.length === 0 ? bundle : { ...bundle, entry: entries } };
+}
+
+/** A search entry as JSON text around the resource's stored text. */
+function entryJson(ctx: RequestContext, v: StoredVersion, mode: 'match' | 'include'): string {
+  return `{"fullUrl":${JSON.stringify(`${ctx.baseUrl}/${v.resourceType}/${v.id}`)},"resource":${v.json as string},"search":{"mode":"${mode}"}}`;
 }
 
 function entry(ctx: RequestContext, v: StoredVersion, mode: 'match' | 'include', parsed: ParsedSearch): BundleEntry {

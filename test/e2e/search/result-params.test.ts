@@ -113,6 +113,24 @@ describe('the searchset Bundle', () => {
     }
   });
 
+  test('each entry carries the resource exactly as a read serves it; no matches, no entry array', async () => {
+    const res = await get('Patient?family=alpha&_include=Patient:general-practitioner');
+    expect(res.status).toBe(200);
+    const { match } = entriesByMode(res.body as Bundle);
+    expect(match).toHaveLength(2);
+    for (const e of match) {
+      const read = await server.request().get(`/Patient/${e.resource!.id}`);
+      expect(read.status).toBe(200);
+      expect(res.text).toContain(`"resource":${read.text}`);
+    }
+    for (const query of ['Patient?family=nobody', 'Patient?family=nobody&_elements=name', 'Patient?family=nobody&_summary=true']) {
+      const empty = await get(query);
+      expect(empty.status).toBe(200);
+      expect((empty.body as Bundle).total).toBe(0);
+      expect(empty.text).not.toContain('"entry"');
+    }
+  });
+
   test('no criteria returns every resource of the type; an empty result is a 200', async () => {
     await expectMatches('Organization', ['org-1']);
     await expectMatches('Practitioner', ['pr-1']);
