@@ -15,7 +15,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import vm from 'node:vm';
-import ts from 'typescript';
+import type * as TypeScript from 'typescript';
 
 /** A bot compile failure; `message` lists every problem as `file:line:col message`. */
 export class BotCompileError extends Error {
@@ -46,12 +46,20 @@ interface ImportSite {
   typeOnly: boolean;
 }
 
-const COMPILER_OPTIONS: ts.CompilerOptions = {
-  module: ts.ModuleKind.CommonJS,
-  target: ts.ScriptTarget.ES2022,
-  esModuleInterop: false,
-  newLine: ts.NewLineKind.LineFeed,
-};
+let typescript: typeof TypeScript | undefined;
+/**
+ * The TypeScript compiler, loaded on the first compilation: it adds ~50 MB to a process, which a
+ * server that never compiles a bot (`--no-bots`, or bots already deployed) does not need.
+ */
+function loadTypeScript(): typeof TypeScript {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, on purpose
+  typescript ??= require('typescript') as typeof TypeScript;
+  return typescript;
+}
+
+function compilerOptions(ts: typeof TypeScript): TypeScript.CompilerOptions {
+  return { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: false, newLine: ts.NewLineKind.LineFeed };
+}
 
 const CODE_FILE = /\.(ts|js)$/;
 const DECLARATION_FILE = /\.d\.ts$/;
@@ -178,8 +186,9 @@ function bundle(read: SourceReader, entryPath: string): { code: string; files: R
 
 /** Transpiles one file to CommonJS and resolves its run-time imports, adding any problems to `problems`. */
 function compileModule(file: string, text: string, read: SourceReader, problems: string[]): CompiledModule {
+  const ts = loadTypeScript();
   const deps = new Map<string, string>();
-  const result = ts.transpileModule(text, { compilerOptions: COMPILER_OPTIONS, fileName: file, reportDiagnostics: true });
+  const result = ts.transpileModule(text, { compilerOptions: compilerOptions(ts), fileName: file, reportDiagnostics: true });
   const source = ts.createSourceFile(file, text, ts.ScriptTarget.ES2022, false, file.endsWith('.js') ? ts.ScriptKind.JS : ts.ScriptKind.TS);
   const at = (pos: number): string => {
     const { line, character } = source.getLineAndCharacterOfPosition(pos);
@@ -250,9 +259,10 @@ function compileModule(file: string, text: string, read: SourceReader, problems:
 }
 
 /** Every import, re-export, `import x = require()`, `require()` and `import()` in a file, with its position. */
-function findImportSites(source: ts.SourceFile): ImportSite[] {
+function findImportSites(source: TypeScript.SourceFile): ImportSite[] {
+  const ts = loadTypeScript();
   const sites: ImportSite[] = [];
-  const visit = (node: ts.Node): void => {
+  const visit = (node: TypeScript.Node): void => {
     if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier !== undefined) {
       if (ts.isStringLiteral(node.moduleSpecifier)) {
         const typeOnly = ts.isImportDeclaration(node) ? node.importClause?.isTypeOnly === true : node.isTypeOnly;
@@ -272,7 +282,8 @@ function findImportSites(source: ts.SourceFile): ImportSite[] {
 }
 
 /** `require(...)` or `import(...)`. */
-function isLoaderCall(node: ts.CallExpression): boolean {
+function isLoaderCall(node: TypeScript.CallExpression): boolean {
+  const ts = loadTypeScript();
   if (node.expression.kind === ts.SyntaxKind.ImportKeyword) {
     return true;
   }
@@ -280,9 +291,10 @@ function isLoaderCall(node: ts.CallExpression): boolean {
 }
 
 /** Module-only syntax a CommonJS module function cannot run: `import.meta` and top-level `await`. */
-function findModuleLevelOnly(source: ts.SourceFile): { what: string; pos: number }[] {
+function findModuleLevelOnly(source: TypeScript.SourceFile): { what: string; pos: number }[] {
+  const ts = loadTypeScript();
   const found: { what: string; pos: number }[] = [];
-  const visit = (node: ts.Node, inFunction: boolean): void => {
+  const visit = (node: TypeScript.Node, inFunction: boolean): void => {
     if (ts.isMetaProperty(node) && node.keywordToken === ts.SyntaxKind.ImportKeyword) {
       found.push({ what: 'import.meta', pos: node.getStart(source) });
     } else if (!inFunction && ts.isAwaitExpression(node)) {

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -305,3 +306,20 @@ describe('bundleBotDir', () => {
     expect(problemsOf(() => bundleBotDir(dir)).problems).toEqual(['index.ts:1:1 entry file not found']);
   });
 });
+
+test('the TypeScript compiler is loaded by the first compilation, not by loading the server', () => {
+  // In a child process (jest's own module registry would hide what Node loads). The compiled
+  // server (`npm test` builds it first) loads every module a `serve --no-bots` process does.
+  const dist = path.join(__dirname, '..', '..', '..', 'dist', 'src');
+  const script = `
+    const loaded = () => Object.keys(require.cache).some((k) => k.includes('/node_modules/typescript/'));
+    require(${JSON.stringify(path.join(dist, 'server.js'))});
+    require(${JSON.stringify(path.join(dist, 'cli.js'))});
+    const { bundleSources } = require(${JSON.stringify(path.join(dist, 'bots', 'compile.js'))});
+    const before = loaded();
+    bundleSources({ 'index.ts': 'export async function handler(): Promise<number> { return 1; }' });
+    console.log(JSON.stringify({ before, after: loaded() }));
+  `;
+  const run = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 });
+  expect({ out: run.stdout.trim(), err: run.stderr }).toEqual({ out: JSON.stringify({ before: false, after: true }), err: '' });
+}, 70_000);
