@@ -63,20 +63,6 @@ function plain(err) {
   return out;
 }
 
-function concat(parts) {
-  let n = 0;
-  for (const p of parts) {
-    n += p.length;
-  }
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 /**
  * Sends one protocol message (ending in Sync, or a simple Query) and returns the backend's
  * messages and the first error among them.
@@ -123,7 +109,7 @@ function query(sql, params, prepare) {
     name = naming ?? '';
   }
   parts.push(ser.bind({ statement: name, values }), ser.describe({ type: 'P' }), ser.execute({}), ser.sync());
-  const { messages, error } = exchange(concat(parts));
+  const { messages, error } = exchange(Buffer.concat(parts));
   // A Parse that succeeded created the statement even when Bind or Execute then failed.
   if (naming !== undefined && messages.some((m) => m.name === 'parseComplete')) {
     prepared.set(sql, naming);
