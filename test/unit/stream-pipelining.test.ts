@@ -34,7 +34,8 @@ function fakeDriver(options: { failCreate?: number } = {}): { driver: Driver; se
             reject(new Error(`create group ${n} failed`));
             return;
           }
-          resolve((ids ?? []).map((id) => ({ id }) as R));
+          // continuum_create answers `Type/id` of each resource written.
+          resolve((ids ?? []).map((id, i) => ({ id: `${(params?.[0] as string[])[i]}/${id}` }) as R));
         }),
       );
     },

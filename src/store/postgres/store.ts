@@ -27,6 +27,7 @@ import { PgAuditStore } from './audit-store';
 import { PgJobStore } from './job-store';
 import { PgAuthStore } from './auth-store';
 import { PgExportJobStore } from './export-store';
+import { CreateGroups, keyOf } from './create-groups';
 import { LazyTransaction } from './lazy-transaction';
 import { cacheKey, ReadCache } from './read-cache';
 import { matchAll } from '../../search/match';
@@ -479,6 +480,32 @@ interface PendingCreate {
   method: string;
 }
 
+/**
+ * Inserts creates and their index rows in one call (continuum_create); resolves with the keys
+ * (`Type/id`) of those written. A create whose id already existed is skipped, its index rows too.
+ */
+async function insertCreates(q: Queryable, rows: PendingCreate[]): Promise<Set<string>> {
+  const batch = new IndexBatch();
+  for (const r of rows) {
+    if (r.index) {
+      batch.add(r.resourceType, r.id, r.index);
+    }
+  }
+  const inserted = await q.query<{ id: string }>(
+    'SELECT continuum_create($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::jsonb) AS id',
+    [
+      rows.map((r) => r.resourceType),
+      rows.map((r) => r.id),
+      rows.map((r) => r.lastUpdated),
+      rows.map((r) => r.json),
+      rows.map((r) => r.method),
+      batch.json(),
+    ],
+    { prepare: true },
+  );
+  return new Set(inserted.map((r) => r.id));
+}
+
 class PgWriter extends PgReader implements StoreWriter {
   readonly store: Store;
   private pending: PendingCreate[] = [];
@@ -589,6 +616,17 @@ class PgWriter extends PgReader implements StoreWriter {
     }
   }
 
+  /** flush() outside a transaction, through the store's group commit (create-groups.ts). */
+  async flushGrouped(groups: CreateGroups<PendingCreate>): Promise<void> {
+    await this.settled();
+    const rows = this.pending;
+    this.pending = [];
+    const clash = rows.length === 0 ? undefined : await groups.write(rows);
+    if (clash) {
+      throw alreadyExists(clash);
+    }
+  }
+
   /** Writes the queued creates; false when one of them already existed (and was not written). */
   private async flushInserted(): Promise<boolean> {
     await this.settled();
@@ -652,29 +690,8 @@ class PgWriter extends PgReader implements StoreWriter {
     if (rows.length === 0) {
       return undefined;
     }
-    const batch = new IndexBatch();
-    for (const r of rows) {
-      if (r.index) {
-        batch.add(r.resourceType, r.id, r.index);
-      }
-    }
-    const inserted = await q.query<{ id: string }>(
-      'SELECT continuum_create($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::jsonb) AS id',
-      [
-        rows.map((r) => r.resourceType),
-        rows.map((r) => r.id),
-        rows.map((r) => r.lastUpdated),
-        rows.map((r) => r.json),
-        rows.map((r) => r.method),
-        batch.json(),
-      ],
-      { prepare: true },
-    );
-    if (inserted.length !== rows.length) {
-      const written = new Set(inserted.map((r) => r.id));
-      return rows.find((r) => !written.has(r.id)) ?? rows[0];
-    }
-    return undefined;
+    const written = await insertCreates(q, rows);
+    return rows.find((r) => !written.has(keyOf(r)));
   }
 
   /**
@@ -879,6 +896,8 @@ export class PgStore extends PgReader implements Store {
 
   /** Current versions, for the embedded store only (see read-cache.ts). */
   private readonly cache?: ReadCache;
+  /** Group commit of plain creates, for the embedded store only (see create-groups.ts). */
+  private readonly createGroups?: CreateGroups<PendingCreate>;
 
   constructor(
     private readonly driver: Driver,
@@ -892,6 +911,9 @@ export class PgStore extends PgReader implements Store {
     this.jobs = new PgJobStore(driver);
     if (driver.kind === 'pglite') {
       this.cache = new ReadCache();
+      // One statement at a time there: concurrent creates lose nothing by sharing one. (A
+      // server's pool runs them side by side on several connections.)
+      this.createGroups = new CreateGroups<PendingCreate>((rows) => insertCreates(driver, rows), STREAM_ROWS);
     }
   }
 
@@ -920,6 +942,10 @@ export class PgStore extends PgReader implements Store {
       const result = await fn(writer);
       if (tx.started) {
         await writer.flush();
+      } else if (this.createGroups) {
+        // Nothing was sent yet: the queued creates are one statement, atomic without BEGIN, and
+        // may share it with other requests' creates.
+        await writer.flushGrouped(this.createGroups);
       } else {
         // Nothing was sent yet: the queued creates are one statement, atomic without BEGIN.
         await writer.flushWith(this.driver);
