@@ -294,7 +294,7 @@ function fastType(modelTypeName: string): string {
 export function evaluateFast(expression: string, resource: { resourceType: string }): TypedValue[] | undefined {
   const plan = fastPlan(expression);
   if (!plan) {
-    return undefined;
+    return existsNotFalse(expression, resource);
   }
   const root = expression.replace(/^\(/, '').split('.')[0];
   if (resource.resourceType !== root && root !== 'Resource' && root !== 'DomainResource') {
@@ -329,4 +329,60 @@ export function evaluateFast(expression: string, resource: { resourceType: strin
     });
   }
   return current.map((value) => ({ type: plan.type, value, node: undefined }));
+}
+
+/** `Patient.deceased.exists() and Patient.deceased != false`: an element of the resource itself. */
+const EXISTS_NOT_FALSE = /^([A-Z][A-Za-z]+)\.([a-z][A-Za-z0-9]*)\.exists\(\) and \1\.\2 != false$/;
+
+/** For `R.e.exists() and R.e != false`: the JSON keys of `e` (one per type of a choice element). */
+const existsKeys = new Map<string, string[] | null>();
+
+function existsNotFalseKeys(expression: string): string[] | null {
+  let keys = existsKeys.get(expression);
+  if (keys === undefined) {
+    keys = null;
+    const m = EXISTS_NOT_FALSE.exec(expression);
+    if (m) {
+      const [, root, element] = m;
+      const path = `${root}.${element}`;
+      const choices = model.choiceTypePaths[path];
+      if (choices) {
+        keys = choices.map((t) => element + t[0].toUpperCase() + t.slice(1));
+      } else if (model.path2Type[path] !== undefined) {
+        keys = [element];
+      }
+    }
+    existsKeys.set(expression, keys);
+  }
+  return keys;
+}
+
+/**
+ * `R.e.exists() and R.e != false` (the `deceased` parameter) without the engine: false when `e` is
+ * absent or is the boolean false, true otherwise (true, a date: FHIRPath `!=` between different
+ * types is true). Declines when `e` is there only as an extension (`_e`: present for exists(), no
+ * value to compare), holds several items, or the resource is another type.
+ */
+function existsNotFalse(expression: string, resource: { resourceType: string }): TypedValue[] | undefined {
+  const keys = existsNotFalseKeys(expression);
+  if (!keys || !expression.startsWith(resource.resourceType + '.')) {
+    return undefined;
+  }
+  const r = resource as unknown as Record<string, unknown>;
+  const items: unknown[] = [];
+  for (const key of keys) {
+    if (r['_' + key] !== undefined) {
+      return undefined;
+    }
+    const v = r[key];
+    if (Array.isArray(v)) {
+      items.push(...v.filter((x) => x !== null && x !== undefined));
+    } else if (v !== undefined && v !== null) {
+      items.push(v);
+    }
+  }
+  if (items.length > 1) {
+    return undefined; // not valid FHIR (a choice given twice); the engine decides
+  }
+  return [{ type: 'boolean', value: items.length === 1 && items[0] !== false, node: undefined }];
 }

@@ -80,6 +80,18 @@ describe('evaluateFast agrees with the FHIRPath engine', () => {
     expect(evaluateFast("Patient.name.where(given='Bo')", patient)).toHaveLength(1);
   });
 
+  test('`deceased` (exists() and != false) agrees with the engine on every form of the element', () => {
+    const deceased = 'Patient.deceased.exists() and Patient.deceased != false';
+    const forms = [{}, { deceasedBoolean: false }, { deceasedBoolean: true }, { deceasedDateTime: '2015-02-14T13:42:00+10:00' }, { deceasedDateTime: '2015' }];
+    const got = forms.map((f) => {
+      const patient = { resourceType: 'Patient', ...f };
+      const fast = evaluateFast(deceased, patient);
+      expect({ f, fast: fast?.map((v) => [v.type, v.value]) }).toEqual({ f, fast: evaluateTyped(deceased, patient, patient).map((v) => [v.type, v.value]) });
+      return fast?.[0]?.value;
+    });
+    expect(got).toEqual([false, false, true, true, true]);
+  });
+
   test('on every branch it accepts, over all the official R4 examples', () => {
     const dir = dirname(require.resolve('hl7.fhir.r4.examples/package.json'));
     let accepted = 0;
@@ -120,7 +132,10 @@ describe('evaluateFast agrees with the FHIRPath engine', () => {
   test('declines what it cannot do alone', () => {
     expect(evaluateFast("Patient.telecom.where(system='email' or system='phone')", { resourceType: 'Patient' })).toBeUndefined();
     expect(evaluateFast("Patient.telecom.where(period='x')", { resourceType: 'Patient' })).toBeUndefined();
-    expect(evaluateFast('Patient.deceased.exists() and Patient.deceased != false', { resourceType: 'Patient' })).toBeUndefined();
+    const deceased = 'Patient.deceased.exists() and Patient.deceased != false';
+    expect(evaluateFast(deceased, { resourceType: 'Patient', _deceasedBoolean: { extension: [{ url: 'urn:x', valueString: 'x' }] } } as never)).toBeUndefined();
+    expect(evaluateFast(deceased, { resourceType: 'Patient', deceasedBoolean: false, deceasedDateTime: '2015' } as never)).toBeUndefined();
+    expect(evaluateFast(deceased, { resourceType: 'Observation' })).toBeUndefined();
     expect(evaluateFast('(Observation.value.ofType(Quantity))', { resourceType: 'Observation', valueQuantity: { value: 1 } } as never)).toEqual([
       { type: 'Quantity', value: { value: 1 }, node: undefined },
     ]);
