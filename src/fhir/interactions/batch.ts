@@ -8,6 +8,7 @@ import { validateStructure } from '../../validation/schema';
 import { bundle } from '../bundle';
 import { CONDITIONAL_REFERENCE, rewriteReferences } from '../references';
 import type { FhirMethod, FhirRequest, FhirResponse, RequestContext } from '../types';
+import { breather } from '../../util/breathe';
 
 type Dispatch = (req: FhirRequest, ctx: RequestContext) => Promise<FhirResponse>;
 
@@ -166,7 +167,9 @@ function entryPath(index: number, expression: string): string {
 async function batch(req: FhirRequest, ctx: RequestContext, dispatch: Dispatch, entries: ParsedEntry[]): Promise<FhirResponse> {
   const out: BundleEntry[] = [];
   const withResource = req.preferReturn === 'representation';
+  const pause = breather();
   for (const e of entries) {
+    await pause();
     try {
       out.push(responseEntry(ctx, await dispatch(entryRequest(e, req), ctx), withResource || e.method === 'GET' || e.method === 'HEAD'));
     } catch (err) {
@@ -299,8 +302,12 @@ async function transaction(req: FhirRequest, ctx: RequestContext, dispatch: Disp
         }),
     );
     const ordered = entries.filter((e) => e.method !== 'DELETE').sort((a, b) => ORDER[a.method] - ORDER[b.method] || a.index - b.index);
+    // Let the event loop run now and then: the answers of writes already sent (and other requests)
+    // wait for it. A Synthea Bundle (~270 entries) took ~0.15 s of this thread in one piece.
+    const pause = breather();
     for (const e of ordered) {
       if (!results.has(e.index)) {
+        await pause();
         await run(e);
       }
     }
