@@ -677,8 +677,8 @@ class PgWriter extends PgReader implements StoreWriter {
 
   /**
    * Inserts the queued creates and their index rows in one call (continuum_create); returns the
-   * first create whose id already existed, if any. (Its index rows went in regardless: the caller either fails
-   * the transaction or replaces them with an update.)
+   * first create whose id already existed, if any (neither it nor its index rows were written: the
+   * caller fails the transaction or writes it as an update).
    */
   private async writePending(q: Queryable): Promise<PendingCreate | undefined> {
     const rows = this.pending;
