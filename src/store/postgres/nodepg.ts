@@ -5,13 +5,21 @@ import type { Driver, Queryable } from './driver';
 // Return bigint (int8) as string and timestamps untouched, matching PGlite's behaviour below.
 types.setTypeParser(20, (v) => v);
 
+/**
+ * Named statements kept at most: node-postgres keeps every named statement on each connection for
+ * its lifetime, so beyond this many (a search shape is one) statements go unnamed.
+ */
+const MAX_PREPARED = 500;
+const prepared = new Map<string, string>();
+
 /** A query config; fixed statements get a name so each connection prepares them once. */
 function config(sql: string, params: unknown[] | undefined, prepare: boolean | undefined): QueryConfig {
-  if (!prepare) {
-    return { text: sql, values: params };
+  let name = prepare ? prepared.get(sql) : undefined;
+  if (prepare && name === undefined && prepared.size < MAX_PREPARED) {
+    name = 'c' + createHash('sha1').update(sql).digest('hex').slice(0, 20);
+    prepared.set(sql, name);
   }
-  const name = 'c' + createHash('sha1').update(sql).digest('hex').slice(0, 20);
-  return { name, text: sql, values: params };
+  return name === undefined ? { text: sql, values: params } : { name, text: sql, values: params };
 }
 
 /** A PostgreSQL server through a node-postgres pool (DATABASE_URL). */

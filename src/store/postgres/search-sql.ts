@@ -251,6 +251,36 @@ export function indexIdsSql(f: SearchFilter, resourceType: string, p: SqlParams)
 }
 
 /**
+ * Whether a search filter pins the results to one Patient's resources: a reference filter with a
+ * single `Patient/id` value (`subject=Patient/x`, `patient=x`). At most one patient's data matches
+ * it, whatever the other filters, so a plan that starts from it is never a bad one.
+ */
+export function isPatientAnchor(f: SearchFilter): boolean {
+  if (f.kind !== 'reference' || f.values.length !== 1) {
+    return false;
+  }
+  const v = f.values[0];
+  return v.targetType === 'Patient' && v.targetId !== undefined && v.url === undefined && v.identifierSystem === undefined && v.identifierValue === undefined;
+}
+
+/**
+ * A patient anchor (isPatientAnchor) of a search over one resource type, as `r.id IN (ids)` with
+ * the ids read from search_reference in a fenced subquery (`OFFSET 0`: PostgreSQL may not merge
+ * it into the outer query). The fence fixes the plan's shape: the anchor's index, then each
+ * resource by primary key, then the other filters per row. Such a statement can be kept prepared:
+ * PostgreSQL's generic plan for it (chosen without the parameter values) is the same plan, where
+ * an unfenced statement's generic plan may start from whichever index looks best on average.
+ */
+export function anchorSql(f: SearchFilter, resourceType: string, r: string, p: SqlParams): string {
+  const ids = indexIdsSql(f, resourceType, p);
+  if (!ids || !isPatientAnchor(f)) {
+    throw new Error('not a patient anchor');
+  }
+  const a = p.alias('a');
+  return `${r}.id IN (SELECT ${a}.id FROM (${ids} OFFSET 0) ${a})`;
+}
+
+/**
  * SQL for one filter over resource alias `r`. `rowOf` renders a value filter's condition on its
  * index table (by default as EXISTS correlated with `r`; indexIdsSql renders it as a SELECT).
  */

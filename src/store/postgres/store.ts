@@ -31,7 +31,7 @@ import { CreateGroups, keyOf } from './create-groups';
 import { LazyTransaction } from './lazy-transaction';
 import { cacheKey, ReadCache } from './read-cache';
 import { matchAll } from '../../search/match';
-import { filterSql, indexIdsSql, keysetSql, type SortColumn, sortColumns, SqlParams } from './search-sql';
+import { anchorSql, filterSql, indexIdsSql, isPatientAnchor, keysetSql, type SortColumn, sortColumns, SqlParams } from './search-sql';
 
 interface CurrentRow {
   version_id: number;
@@ -61,6 +61,31 @@ function fromRow(resourceType: string, id: string, row: CurrentRow, method?: Sto
     method: method ?? (row.deleted ? 'DELETE' : 'PUT'),
     json: row.content ?? undefined,
   };
+}
+
+/**
+ * A parameter value as an SQL literal, for explain()'s EXPLAIN EXECUTE only (a diagnostics path
+ * that no request reaches; every search runs with bound parameters).
+ */
+function sqlLiteral(v: unknown): string {
+  if (v === null || v === undefined) {
+    return 'NULL';
+  }
+  const text = Array.isArray(v)
+    ? `{${v.map((e) => `"${String(e).replace(/["\\]/g, '\\$&')}"`).join(',')}}`
+    : v instanceof Date
+      ? v.toISOString()
+      : String(v);
+  return `'${text.replace(/'/g, "''")}'`;
+}
+
+/** Statements prepared by explain() so far (each gets its own name). */
+let explained = 0;
+
+/** The index of the search's first patient anchor (search-sql.ts anchorSql), or -1. */
+function anchorOf(query: SearchQuery): number {
+  const single = !Array.isArray(query.resourceType) || query.resourceType.length === 1;
+  return single ? query.filters.findIndex(isPatientAnchor) : -1;
 }
 
 class PgReader implements StoreReader {
@@ -142,9 +167,8 @@ class PgReader implements StoreReader {
     } else if (types.length > 1) {
       where.push(`r.resource_type = ANY(${p.add(types, 'text[]')})`);
     }
-    for (const f of query.filters) {
-      where.push(filterSql(f, 'r', p));
-    }
+    const anchor = anchorOf(query);
+    query.filters.forEach((f, i) => where.push(i === anchor ? anchorSql(f, types[0], 'r', p) : filterSql(f, 'r', p)));
     return where;
   }
 
@@ -199,7 +223,10 @@ class PgReader implements StoreReader {
       return { versions: [], more: false, total };
     }
     const { sql, cols } = this.pageSql(query, where, p);
-    const rows = await this.q.query<CurrentRow & { resource_type: string; id: string; [k: string]: unknown }>(sql, p.values);
+    // An anchored statement's plan does not depend on its values (anchorSql): keep it prepared.
+    const rows = await this.q.query<CurrentRow & { resource_type: string; id: string; [k: string]: unknown }>(sql, p.values, {
+      prepare: anchorOf(query) >= 0,
+    });
     const page = rows.slice(0, query.count);
     const position = (row: Record<string, unknown> | undefined): unknown[] | undefined =>
       row ? cols.map((_, i) => cursorValue(row[`s${i}`])) : undefined;
@@ -367,12 +394,33 @@ class PgReader implements StoreReader {
     return { count, nextAfterId: rows.length > query.count ? page[page.length - 1].id : undefined };
   }
 
-  /** The query plan PostgreSQL chooses for a search page (diagnostics and plan tests). */
-  async explain(query: SearchQuery): Promise<string> {
+  /**
+   * The query plan PostgreSQL chooses for a search page (diagnostics and plan tests). `generic`:
+   * the plan made without the parameter values, which PostgreSQL may reuse for a prepared
+   * statement (as it would for an anchored search, search-sql.ts anchorSql).
+   */
+  async explain(query: SearchQuery, options: { generic?: boolean } = {}): Promise<string> {
     const p = new SqlParams();
     const { sql } = this.pageSql(query, this.whereOf(query, p), p);
-    const rows = await this.q.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${sql}`, p.values);
-    return rows.map((r) => r['QUERY PLAN']).join('\n');
+    const plan = (rows: { 'QUERY PLAN': string }[]): string => rows.map((r) => r['QUERY PLAN']).join('\n');
+    if (!options.generic) {
+      return plan(await this.q.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${sql}`, p.values));
+    }
+    if (!('transaction' in this.q)) {
+      throw new Error('a generic plan is explained outside transactions');
+    }
+    // PostgreSQL 15 has no EXPLAIN (GENERIC_PLAN): prepare the statement on one connection and
+    // explain its execution with custom plans turned off.
+    return (this.q as Driver).transaction(async (q) => {
+      await q.exec('SET LOCAL plan_cache_mode = force_generic_plan');
+      // PREPARE outlives a rollback: a name of its own keeps a failed call from blocking the next.
+      const name = `continuum_explain_${++explained}`;
+      await q.exec(`PREPARE ${name} AS ${sql}`);
+      // EXECUTE takes no bound parameters: its arguments are literals (their types come from PREPARE).
+      const rows = await q.query<{ 'QUERY PLAN': string }>(`EXPLAIN EXECUTE ${name}(${p.values.map(sqlLiteral).join(', ')})`);
+      await q.exec(`DEALLOCATE ${name}`);
+      return plan(rows);
+    });
   }
 
   async includes(query: IncludeQuery): Promise<StoredVersion[]> {
