@@ -22,7 +22,7 @@
  * wait here in arrival order until it ends, as PGlite's own transaction lock would make them.
  */
 const { parentPort, workerData } = require('node:worker_threads');
-const { PGlite, protocol, parse } = require('@electric-sql/pglite');
+const { PGlite, protocol, parse, types } = require('@electric-sql/pglite');
 const { prepareValue } = require('pg/lib/utils');
 
 const ser = protocol.serialize;
@@ -30,8 +30,6 @@ const ser = protocol.serialize;
 const MAX_PREPARED = 500;
 
 let db;
-/** The raw protocol parser; it keeps a message split across chunks until its end arrives. */
-let parser = new protocol.Parser();
 /** SQL text -> prepared statement name. */
 const prepared = new Map();
 let nextStatement = 1;
@@ -64,37 +62,119 @@ function plain(err) {
 }
 
 /**
- * Sends one protocol message (ending in Sync, or a simple Query) and returns the backend's
- * messages and the first error among them.
+ * Sends one protocol message (ending in Sync, or a simple Query) and returns the backend's answer:
+ * every message, ending in ReadyForQuery, as one buffer.
  */
 function exchange(message) {
   if (!db.ready) {
     throw new Error('the embedded database is closed');
   }
-  const messages = [];
-  let error;
+  const chunks = [];
   // execProtocolRawStream is async only for its optional file-system sync (off here): the
   // statement runs, and onRawData is called, before it returns. A failure inside PGlite itself
   // (not a database error, which arrives as a message) rejects the promise instead of throwing.
-  db.execProtocolRawStream(message, {
-    syncToFs: false,
-    onRawData: (bytes) =>
-      parser.parse(bytes, (m) => {
-        if (m.name === 'error') {
-          error ??= m;
-        } else {
-          messages.push(m);
-        }
-      }),
-  }).catch((err) => {
+  // The chunks are views PGlite may reuse: copy them.
+  db.execProtocolRawStream(message, { syncToFs: false, onRawData: (bytes) => chunks.push(Buffer.from(bytes)) }).catch((err) => {
     process.stderr.write(`continuum: the embedded database failed: ${err && err.stack ? err.stack : String(err)}\n`);
   });
-  // Every complete answer ends in ReadyForQuery.
-  if (messages.length === 0 || messages[messages.length - 1].name !== 'readyForQuery') {
-    parser = new protocol.Parser();
+  const answer = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+  // Every complete answer ends in ReadyForQuery: 'Z', length 5, the transaction status.
+  const n = answer.length;
+  if (n < 6 || answer[n - 6] !== 0x5a || answer.readUInt32BE(n - 5) !== 5) {
     throw new Error('the embedded database failed while running the statement (see the log)');
   }
+  return answer;
+}
+
+/** An answer as PGlite's protocol parser reads it: its messages and the first error among them. */
+function messagesOf(answer) {
+  const messages = [];
+  let error;
+  new protocol.Parser().parse(answer, (m) => {
+    if (m.name === 'error') {
+      error ??= m;
+    } else {
+      messages.push(m);
+    }
+  });
   return { messages, error };
+}
+
+/**
+ * The rows of an answer to one extended-protocol statement, read straight from its bytes, and
+ * whether a Parse succeeded; undefined when the answer holds anything but the usual messages (an
+ * error, a notice), which messagesOf then reads. The values are converted as PGlite's
+ * parseResults converts them (its parseType, with this database's parsers); only the message
+ * decoding is done here: PGlite's parser copies every field into an ArrayBuffer of its own first,
+ * which took ~0.5 ms of this thread per 20-row page.
+ */
+function fastRows(answer) {
+  const rows = [];
+  let names;
+  let oids;
+  let parsed = false;
+  let complete = false;
+  let at = 0;
+  while (at < answer.length) {
+    const type = answer[at];
+    const body = at + 5;
+    const next = at + 1 + answer.readUInt32BE(at + 1);
+    switch (type) {
+      case 0x31: // ParseComplete
+        parsed = true;
+        break;
+      case 0x32: // BindComplete
+      case 0x6e: // NoData
+      case 0x5a: // ReadyForQuery
+        break;
+      case 0x43: // CommandComplete: the statement's rows are all in
+        complete = true;
+        break;
+      case 0x54: {
+        // RowDescription: per field its name, then table oid, column, type oid, size, modifier, format.
+        const count = answer.readInt16BE(body);
+        names = new Array(count);
+        oids = new Array(count);
+        let p = body + 2;
+        for (let i = 0; i < count; i++) {
+          const end = answer.indexOf(0, p);
+          names[i] = answer.toString('utf8', p, end);
+          if (names[i] === '__proto__') {
+            return undefined;
+          }
+          oids[i] = answer.readUInt32BE(end + 7);
+          p = end + 19;
+        }
+        break;
+      }
+      case 0x44: {
+        // DataRow: per field its length (-1: null) and text.
+        if (!names || complete) {
+          return undefined;
+        }
+        const count = answer.readInt16BE(body);
+        const row = {};
+        let p = body + 2;
+        for (let i = 0; i < count; i++) {
+          const length = answer.readInt32BE(p);
+          p += 4;
+          if (length < 0) {
+            row[names[i]] = null;
+          } else {
+            row[names[i]] = types.parseType(answer.toString('utf8', p, p + length), oids[i], db.parsers);
+            p += length;
+          }
+        }
+        rows.push(row);
+        break;
+      }
+      default:
+        return undefined;
+    }
+    at = next;
+  }
+  // Without CommandComplete there is no result (parseResults answers no rows).
+  return { rows: complete ? rows : [], parsed };
 }
 
 /** One parameterised statement: its rows, as PGlite's query() would return them. */
@@ -109,7 +189,15 @@ function query(sql, params, prepare) {
     name = naming ?? '';
   }
   parts.push(ser.bind({ statement: name, values }), ser.describe({ type: 'P' }), ser.execute({}), ser.sync());
-  const { messages, error } = exchange(Buffer.concat(parts));
+  const answer = exchange(Buffer.concat(parts));
+  const fast = fastRows(answer);
+  if (fast) {
+    if (naming !== undefined && fast.parsed) {
+      prepared.set(sql, naming);
+    }
+    return fast.rows;
+  }
+  const { messages, error } = messagesOf(answer);
   // A Parse that succeeded created the statement even when Bind or Execute then failed.
   if (naming !== undefined && messages.some((m) => m.name === 'parseComplete')) {
     prepared.set(sql, naming);
@@ -122,7 +210,7 @@ function query(sql, params, prepare) {
 
 /** A script of statements without parameters (simple query protocol). */
 function simple(sql) {
-  const { messages, error } = exchange(ser.query(sql));
+  const { messages, error } = messagesOf(exchange(ser.query(sql)));
   if (error) {
     throw error;
   }
