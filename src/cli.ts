@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
 import { DEFAULT_LIMITS, DEFAULT_PORT } from './config';
 import { formatSummary, importPaths } from './import/importer';
 import { Progress } from './import/progress';
@@ -188,7 +189,28 @@ function trustedIssuers(file: string | undefined): TrustedIssuer[] {
   return parsed as TrustedIssuer[];
 }
 
+/**
+ * The server's old-generation heap grows to 1.5x what was live after the last full collection
+ * (V8 otherwise lets it reach 2-4x). A request's garbage that outlives two young collections
+ * (requests waiting on the database under load) collects there: after 40,000 creates the heap
+ * was ~120 MB with ~52 MB live. Measured on the create load (40 s, fresh stores, alternating):
+ * RSS 479-518 -> 412-437 MB, peak 550-564 -> 418-437 MB, CPU per create unchanged (0.57-0.66 vs
+ * 0.56-0.67 ms on the main thread). V8 reads this flag at every heap-limit computation, so setting
+ * it at run time takes effect. CONTINUUM_HEAP_GROWING_PERCENT overrides it (0: V8's own policy).
+ */
+function tuneHeap(): void {
+  const raw = process.env.CONTINUUM_HEAP_GROWING_PERCENT;
+  const percent = raw === undefined || raw === '' ? 50 : Number(raw);
+  if (!Number.isInteger(percent) || percent < 0) {
+    throw new UsageError(`CONTINUUM_HEAP_GROWING_PERCENT must be a whole number (0: V8's own policy), got '${raw}'`);
+  }
+  if (percent > 0) {
+    setFlagsFromString(`--heap-growing-percent=${percent}`);
+  }
+}
+
 async function serve(values: Values): Promise<void> {
+  tuneHeap();
   const options: ContinuumOptions = {
     ...storeOptions(values),
     auth: { trustedIssuers: trustedIssuers(values['trusted-issuers']) },

@@ -104,6 +104,13 @@ describe('usage', () => {
     expect(r.stderr).toContain("Run 'continuum --help' for usage.");
     expect(existsSync(join(scratchState.cwd, 'data'))).toBe(false);
   });
+
+  test('a malformed CONTINUUM_HEAP_GROWING_PERCENT: serve exits 2 naming it, without opening a store', async () => {
+    const r = await runCli(['serve'], { cwd: scratchState.cwd, env: { ...childEnv(), CONTINUUM_HEAP_GROWING_PERCENT: '-5' }, timeoutMs: 90_000, onSpawn: (child) => children.push(child) });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/CONTINUUM_HEAP_GROWING_PERCENT must be a whole number \(0: V8's own policy\), got '-5'/);
+    expect(existsSync(join(scratchState.cwd, 'data'))).toBe(false);
+  });
 });
 
 describe('import', () => {
