@@ -105,6 +105,7 @@ describe('query plans on 10,000 Patients and 200,000 Observations', () => {
   test.each([
     ['reference + token, sorted by date', 'Observation', 'subject=Patient/p42&code=http://loinc.org|85354-9&_sort=-date'],
     ['reference + a common token', 'Observation', 'patient=Patient/p42&code=http://loinc.org|29463-7'],
+    ['a bare patient id + a token', 'Observation', 'patient=p42&code=http://loinc.org|29463-7'],
     ['reference + a date range, sorted by _lastUpdated', 'Observation', 'subject=Patient/p42&date=ge2019-01-01&_sort=-_lastUpdated'],
   ])('generic plan of an anchored search (%s) starts from the anchor', async (_kind, type, qs) => {
     const plan = await planOf(type, qs, true);

@@ -252,15 +252,18 @@ export function indexIdsSql(f: SearchFilter, resourceType: string, p: SqlParams)
 
 /**
  * Whether a search filter pins the results to one Patient's resources: a reference filter with a
- * single `Patient/id` value (`subject=Patient/x`, `patient=x`). At most one patient's data matches
- * it, whatever the other filters, so a plan that starts from it is never a bad one.
+ * single `Patient/id` value (`subject=Patient/x`), or a bare id for a `patient` parameter (every
+ * R4 `patient` parameter refers to Patients only: `Observation?patient=x`). At most one patient's
+ * data matches it, whatever the other filters, so a plan that starts from it is never a bad one.
+ * (Anchoring changes the plan, never the result: a wrong guess here costs speed only.)
  */
 export function isPatientAnchor(f: SearchFilter): boolean {
   if (f.kind !== 'reference' || f.values.length !== 1) {
     return false;
   }
   const v = f.values[0];
-  return v.targetType === 'Patient' && v.targetId !== undefined && v.url === undefined && v.identifierSystem === undefined && v.identifierValue === undefined;
+  const patient = v.targetType === 'Patient' || (v.targetType === undefined && f.code === 'patient');
+  return patient && v.targetId !== undefined && v.url === undefined && v.identifierSystem === undefined && v.identifierValue === undefined;
 }
 
 /**
