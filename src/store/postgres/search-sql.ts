@@ -250,20 +250,31 @@ export function indexIdsSql(f: SearchFilter, resourceType: string, p: SqlParams)
   return filterSql(f, 'r', p, select);
 }
 
-/**
- * Whether a search filter pins the results to one Patient's resources: a reference filter with a
- * single `Patient/id` value (`subject=Patient/x`), or a bare id for a `patient` parameter (every
- * R4 `patient` parameter refers to Patients only: `Observation?patient=x`). At most one patient's
- * data matches it, whatever the other filters, so a plan that starts from it is never a bad one.
- * (Anchoring changes the plan, never the result: a wrong guess here costs speed only.)
- */
-export function isPatientAnchor(f: SearchFilter): boolean {
+/** A reference filter with one value naming one Patient (see isPatientAnchor), or undefined. */
+function patientReference(f: SearchFilter): string | undefined {
   if (f.kind !== 'reference' || f.values.length !== 1) {
-    return false;
+    return undefined;
   }
   const v = f.values[0];
   const patient = v.targetType === 'Patient' || (v.targetType === undefined && f.code === 'patient');
-  return patient && v.targetId !== undefined && v.url === undefined && v.identifierSystem === undefined && v.identifierValue === undefined;
+  return patient && v.url === undefined && v.identifierSystem === undefined && v.identifierValue === undefined ? v.targetId : undefined;
+}
+
+/**
+ * Whether a search filter pins the results to one Patient's resources: a reference filter with a
+ * single `Patient/id` value (`subject=Patient/x`), a bare id for a `patient` parameter (every R4
+ * `patient` parameter refers to Patients only: `Observation?patient=x`), or several such filters
+ * on one patient joined by OR (a Patient compartment: `Patient/x/Observation`, and what a
+ * patient-scoped token may see). At most one patient's data matches it, whatever the other
+ * filters, so a plan that starts from it is never a bad one. (Anchoring changes the plan, never
+ * the result: a wrong guess here costs speed only.)
+ */
+export function isPatientAnchor(f: SearchFilter): boolean {
+  if (f.kind === 'or') {
+    const ids = f.filters.map(patientReference);
+    return ids.length > 0 && ids[0] !== undefined && ids.every((id) => id === ids[0]);
+  }
+  return patientReference(f) !== undefined;
 }
 
 /**
@@ -275,12 +286,12 @@ export function isPatientAnchor(f: SearchFilter): boolean {
  * an unfenced statement's generic plan may start from whichever index looks best on average.
  */
 export function anchorSql(f: SearchFilter, resourceType: string, r: string, p: SqlParams): string {
-  const ids = indexIdsSql(f, resourceType, p);
-  if (!ids || !isPatientAnchor(f)) {
+  if (!isPatientAnchor(f)) {
     throw new Error('not a patient anchor');
   }
+  const parts = (f.kind === 'or' ? f.filters : [f]).map((g) => indexIdsSql(g, resourceType, p) as string);
   const a = p.alias('a');
-  return `${r}.id IN (SELECT ${a}.id FROM (${ids} OFFSET 0) ${a})`;
+  return `${r}.id IN (SELECT ${a}.id FROM (${parts.join(' UNION ALL ')} OFFSET 0) ${a})`;
 }
 
 /**

@@ -7,6 +7,8 @@ import { createRegistry } from '../../../src/search/definitions';
 import { SearchParser } from '../../../src/search/parse';
 import { isPatientAnchor } from '../../../src/store/postgres/search-sql';
 import { isResourceType } from '../../../src/validation/schema';
+import { compartmentFilter } from '../../../src/auth/policy';
+import type { SearchFilter } from '../../../src/store/api';
 
 const parser = new SearchParser(createRegistry(), { lenient: false, baseUrl: 'http://continuum.test', defaultCount: 20, maxCount: 1000, isResourceType });
 
@@ -34,4 +36,19 @@ test.each([
   ['Patient', 'general-practitioner=Practitioner/x', [false]],
 ])('%s?%s -> %j', (type, qs, expected) => {
   expect(anchors(type, qs)).toEqual(expected);
+});
+
+describe('a Patient compartment (Patient/x/Type, and what a patient-scoped token may see)', () => {
+  const ref = (code: string, targetId: string, targetType = 'Patient'): SearchFilter => ({ kind: 'reference', code, values: [{ targetType, targetId }] });
+  test.each([
+    ['Observation (subject or performer)', compartmentFilter('Observation', 'p1'), true],
+    ['Condition', compartmentFilter('Condition', 'p1'), true],
+    ['Encounter', compartmentFilter('Encounter', 'p1'), true],
+    ['two patients joined by OR', { kind: 'or', filters: [ref('subject', 'p1'), ref('performer', 'p2')] }, false],
+    ['OR with a non-Patient target', { kind: 'or', filters: [ref('subject', 'p1'), ref('performer', 'x', 'Practitioner')] }, false],
+    ['OR with a bare id of any type', { kind: 'or', filters: [ref('subject', 'p1'), { kind: 'reference', code: 'subject', values: [{ targetId: 'p1' }] }] }, false],
+    ['an empty OR (nothing allowed)', { kind: 'or', filters: [] }, false],
+  ] as [string, SearchFilter, boolean][])('%s -> %s', (_name, filter, expected) => {
+    expect(isPatientAnchor(filter)).toBe(expected);
+  });
 });
