@@ -12,6 +12,7 @@ import { createRegistry } from '../../src/search/definitions';
 import { SearchParser } from '../../src/search/parse';
 import { isResourceType } from '../../src/validation/schema';
 import { compartmentFilter } from '../../src/auth/policy';
+import type { SearchFilter } from '../../src/store/api';
 import { freshSchema, usingPostgres } from '../support/server';
 
 jest.setTimeout(300_000);
@@ -135,6 +136,15 @@ describe('query plans on 10,000 Patients and 200,000 Observations', () => {
     if (process.env.SHOW_PLANS) {
       console.log(`compartment Observation?${qs}\n${plan}`);
     }
+    expect(plan).not.toMatch(/Seq Scan on (search_\w+|resource_current)/);
+    expect(plan).toMatch(/Index (Only )?Scan using search_reference_lookup on search_reference/);
+    expect(plan).not.toMatch(/using resource_current_type_updated/);
+  });
+
+  test('a patient-scoped grant with a restriction (an AND holding the compartment) starts from the patient too', async () => {
+    const restriction = parser.parse('Observation', query('Observation', 'code=http://loinc.org|29463-7')).filters[0];
+    const rule: SearchFilter = { kind: 'and', filters: [restriction, compartmentFilter('Observation', 'p42')] };
+    const plan = await store.explain({ resourceType: 'Observation', filters: [rule], count: 20 });
     expect(plan).not.toMatch(/Seq Scan on (search_\w+|resource_current)/);
     expect(plan).toMatch(/Index (Only )?Scan using search_reference_lookup on search_reference/);
     expect(plan).not.toMatch(/using resource_current_type_updated/);

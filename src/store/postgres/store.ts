@@ -82,10 +82,19 @@ function sqlLiteral(v: unknown): string {
 /** Statements prepared by explain() so far (each gets its own name). */
 let explained = 0;
 
-/** The index of the search's first patient anchor (search-sql.ts anchorSql), or -1. */
+/**
+ * A search's filters with nested ANDs spread out (the same conditions): an access rule arrives as
+ * one filter, `and(restrictions..., compartment)` for a patient-scoped grant with restrictions,
+ * and its compartment can then anchor the search.
+ */
+function flatFilters(filters: SearchFilter[]): SearchFilter[] {
+  return filters.flatMap((f) => (f.kind === 'and' ? flatFilters(f.filters) : [f]));
+}
+
+/** The index in flatFilters() of the search's first patient anchor (search-sql.ts anchorSql), or -1. */
 function anchorOf(query: SearchQuery): number {
   const single = !Array.isArray(query.resourceType) || query.resourceType.length === 1;
-  return single ? query.filters.findIndex(isPatientAnchor) : -1;
+  return single ? flatFilters(query.filters).findIndex(isPatientAnchor) : -1;
 }
 
 class PgReader implements StoreReader {
@@ -168,7 +177,7 @@ class PgReader implements StoreReader {
       where.push(`r.resource_type = ANY(${p.add(types, 'text[]')})`);
     }
     const anchor = anchorOf(query);
-    query.filters.forEach((f, i) => where.push(i === anchor ? anchorSql(f, types[0], 'r', p) : filterSql(f, 'r', p)));
+    flatFilters(query.filters).forEach((f, i) => where.push(i === anchor ? anchorSql(f, types[0], 'r', p) : filterSql(f, 'r', p)));
     return where;
   }
 
