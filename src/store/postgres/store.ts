@@ -168,7 +168,7 @@ class PgReader implements StoreReader {
 
 
   /** The WHERE clause of a search (resource type and filters) over resource_current `r`. */
-  private whereOf(query: SearchQuery, p: SqlParams): string[] {
+  private whereOf(query: SearchQuery, p: SqlParams, anchor = anchorOf(query)): string[] {
     const where = ['NOT r.deleted'];
     const types = Array.isArray(query.resourceType) ? query.resourceType : [query.resourceType];
     if (types.length === 1) {
@@ -176,7 +176,6 @@ class PgReader implements StoreReader {
     } else if (types.length > 1) {
       where.push(`r.resource_type = ANY(${p.add(types, 'text[]')})`);
     }
-    const anchor = anchorOf(query);
     flatFilters(query.filters).forEach((f, i) => where.push(i === anchor ? anchorSql(f, types[0], 'r', p) : filterSql(f, 'r', p)));
     return where;
   }
@@ -222,7 +221,8 @@ class PgReader implements StoreReader {
   async search(query: SearchQuery): Promise<SearchPage> {
     query = { ...query, filters: await this.resolveChains(query.filters) };
     const p = new SqlParams();
-    const where = this.whereOf(query, p);
+    const anchor = anchorOf(query);
+    const where = this.whereOf(query, p, anchor);
     let total: number | undefined;
     if (query.total) {
       const rows = await this.q.query<{ n: string | number }>(`SELECT count(*) AS n FROM resource_current r WHERE ${where.join(' AND ')}`, p.values);
@@ -234,7 +234,7 @@ class PgReader implements StoreReader {
     const { sql, cols } = this.pageSql(query, where, p);
     // An anchored statement's plan does not depend on its values (anchorSql): keep it prepared.
     const rows = await this.q.query<CurrentRow & { resource_type: string; id: string; [k: string]: unknown }>(sql, p.values, {
-      prepare: anchorOf(query) >= 0,
+      prepare: anchor >= 0,
     });
     const page = rows.slice(0, query.count);
     const position = (row: Record<string, unknown> | undefined): unknown[] | undefined =>
