@@ -142,6 +142,42 @@ describe('PGlite on a worker thread', () => {
     await expect(db.query('SELEC name FROM t', [], { prepare: true })).rejects.toMatchObject({ code: '42601' });
   });
 
+  // `generic`: the statement runs between SET plan_cache_mode = force_generic_plan and RESET, in
+  // one message. Its rows are its own (not the SET's), PostgreSQL plans it without its values, and
+  // the setting is back to normal afterwards, also when the statement failed (in a transaction too).
+  test('a generic statement is planned without its values, and the plan cache setting is restored', async () => {
+    await db.exec('CREATE TABLE gen (id int PRIMARY KEY, name text)');
+    await db.query('INSERT INTO gen SELECT g, $1 || g FROM generate_series(100, 119) g', ['generic-']);
+    const sql = 'SELECT id, name FROM gen WHERE id >= $1 AND id < $2 ORDER BY id /* generic-test */';
+    const plans = async (): Promise<{ generic_plans: number; custom_plans: number }[]> =>
+      db.query("SELECT generic_plans::int, custom_plans::int FROM pg_prepared_statements WHERE statement LIKE '%generic-test%' AND name <> ''");
+    const mode = async (): Promise<string> => (await db.query<{ plan_cache_mode: string }>('SHOW plan_cache_mode'))[0].plan_cache_mode;
+    for (let i = 0; i < 3; i++) {
+      const rows = await db.query<{ id: number; name: string }>(sql, [100 + i, 103 + i], { prepare: true, generic: true });
+      expect(rows).toEqual([0, 1, 2].map((k) => ({ id: 100 + i + k, name: `generic-${100 + i + k}` })));
+    }
+    expect(await plans()).toEqual([{ generic_plans: 3, custom_plans: 0 }]);
+    expect(await mode()).toBe('auto');
+    // A statement that fails at Bind: the SET is undone with the failed (implicit) transaction.
+    await expect(db.query(sql, ['x', 1], { prepare: true, generic: true })).rejects.toMatchObject({ code: '22P02' });
+    expect(await mode()).toBe('auto');
+    // ... and inside a transaction, with its rollback.
+    await expect(
+      db.transaction(async (q) => {
+        expect(await q.query(sql, [105, 107], { prepare: true, generic: true })).toHaveLength(2);
+        expect(await q.query<{ plan_cache_mode: string }>('SHOW plan_cache_mode')).toEqual([{ plan_cache_mode: 'auto' }]);
+        await q.query(sql, ['x', 1], { prepare: true, generic: true });
+      }),
+    ).rejects.toMatchObject({ code: '22P02' });
+    expect(await mode()).toBe('auto');
+    // A notice in the answer (read the general way): the statement's rows, not the SET's.
+    await db.exec("CREATE OR REPLACE FUNCTION noisy(v int) RETURNS int LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE 'hello'; RETURN v; END $$");
+    expect(await db.query('SELECT noisy(id) AS id FROM gen WHERE id = $1', [101], { prepare: true, generic: true })).toEqual([{ id: 101 }]);
+    // Prepared statements made again after a script (DEALLOCATE ALL): generic still works.
+    expect(await db.query<{ id: number }>(sql, [110, 112], { prepare: true, generic: true })).toHaveLength(2);
+    expect(await mode()).toBe('auto');
+  });
+
   test('a script (a migration) makes prepared statements prepare again: a new column is seen', async () => {
     await db.exec('CREATE TABLE m (id int)');
     await db.query('INSERT INTO m VALUES (1)');

@@ -2,12 +2,24 @@
  * The two ways Continuum talks to PostgreSQL: embedded PGlite (in process) and node-postgres (a
  * server). The store is written once against `Queryable`; only transaction plumbing differs.
  */
-export interface Queryable {
+export interface QueryOptions {
   /**
-   * `prepare`: the statement's text comes from a small fixed set, so a server driver may keep it
-   * prepared on each connection (parsed and planned once).
+   * The statement's text comes from a small fixed set, so a driver may keep it prepared on each
+   * connection (parsed once; PostgreSQL's plan cache decides when to plan it again).
    */
-  query<R = Record<string, unknown>>(sql: string, params?: unknown[], options?: { prepare?: boolean }): Promise<R[]>;
+  prepare?: boolean;
+  /**
+   * With `prepare`: the statement's best plan does not depend on its parameter values (its shape
+   * fixes the plan, see search-sql.ts anchorSql), so it is planned once, without them (a generic
+   * plan), instead of at every execution. The embedded driver forces this (planning in
+   * WebAssembly was half of a one-hit search); on a PostgreSQL server the plan cache decides as
+   * usual, since its planning costs little.
+   */
+  generic?: boolean;
+}
+
+export interface Queryable {
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[], options?: QueryOptions): Promise<R[]>;
   /** Runs a script of several statements without parameters (migrations). */
   exec(sql: string): Promise<void>;
 }
@@ -30,7 +42,7 @@ export interface Driver extends Queryable {
  */
 export function logSlowQueries(driver: Driver, thresholdMs: number, log: (line: string) => void): Driver {
   const timed = (q: Queryable): Queryable => ({
-    async query<R>(sql: string, params?: unknown[], options?: { prepare?: boolean }): Promise<R[]> {
+    async query<R>(sql: string, params?: unknown[], options?: QueryOptions): Promise<R[]> {
       const started = performance.now();
       const rows = await q.query<R>(sql, params, options);
       const ms = performance.now() - started;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Pool, type QueryConfig, types } from 'pg';
-import type { Driver, Queryable } from './driver';
+import type { Driver, Queryable, QueryOptions } from './driver';
 
 // Return bigint (int8) as string and timestamps untouched, matching PGlite's behaviour below.
 types.setTypeParser(20, (v) => v);
@@ -34,7 +34,7 @@ export async function openNodePg(connectionString: string, poolSize = 10): Promi
   return {
     kind: 'postgres',
     pipelined: true,
-    async query<R>(sql: string, params?: unknown[], options?: { prepare?: boolean }): Promise<R[]> {
+    async query<R>(sql: string, params?: unknown[], options?: QueryOptions): Promise<R[]> {
       const res = await pool.query(config(sql, params, options?.prepare));
       return res.rows as R[];
     },
@@ -43,7 +43,7 @@ export async function openNodePg(connectionString: string, poolSize = 10): Promi
       try {
         await client.query('BEGIN');
         const q: Queryable = {
-          async query<R>(sql: string, params?: unknown[], options?: { prepare?: boolean }): Promise<R[]> {
+          async query<R>(sql: string, params?: unknown[], options?: QueryOptions): Promise<R[]> {
             const res = await client.query(config(sql, params, options?.prepare));
             return res.rows as R[];
           },

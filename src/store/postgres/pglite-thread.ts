@@ -12,7 +12,7 @@
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { projectRoot } from '../../util/root';
-import type { Driver, Queryable } from './driver';
+import type { Driver, Queryable, QueryOptions } from './driver';
 
 interface Reply {
   id: number;
@@ -107,8 +107,9 @@ export async function openPgliteThread(dataDir: string | undefined, startParams:
   };
 
   const on = (tx: number): Queryable => ({
-    async query<R>(sql: string, params?: unknown[], options?: { prepare?: boolean }): Promise<R[]> {
-      return (await send({ op: 'query', sql, params, tx, prepare: options?.prepare === true })) as R[];
+    async query<R>(sql: string, params?: unknown[], options?: QueryOptions): Promise<R[]> {
+      const prepare = options?.prepare === true;
+      return (await send({ op: 'query', sql, params, tx, prepare, generic: prepare && options?.generic === true })) as R[];
     },
     async exec(sql: string): Promise<void> {
       await send({ op: 'exec', sql, tx });

@@ -4,7 +4,7 @@
  * starts it). PGlite runs each statement synchronously in WebAssembly; here that work runs while
  * the main thread parses, validates and indexes the next request, on the machine's other core.
  *
- * Messages in:  { id, op: 'query', sql, params, tx, prepare? } | { id, op: 'exec', sql, tx }
+ * Messages in:  { id, op: 'query', sql, params, tx, prepare?, generic? } | { id, op: 'exec', sql, tx }
  *               { id, op: 'begin', tx } | { id, op: 'end', tx, commit } | { id, op: 'close' }
  * Messages out: { id, ok: true, rows? } | { id, ok: false, error: { message, ...fields } }
  *               { ready: true } | { ready: false, error }
@@ -16,7 +16,13 @@
  * describe, bind, describe, execute, sync), about 0.15 ms more per statement. Parameters are
  * encoded as node-postgres encodes them (pg's prepareValue), so both drivers send the same text.
  * A statement sent with `prepare` (its text is one of a small fixed set) is kept as a named
- * prepared statement: parsed once, planned by PostgreSQL's plan cache.
+ * prepared statement: parsed once, planned by PostgreSQL's plan cache. One sent with `generic`
+ * too (its plan does not depend on its values) runs between two tiny prepared statements that
+ * set plan_cache_mode to force_generic_plan and back, in the same message: it is planned once,
+ * where the plan cache would plan it again at every execution whenever its estimate for the
+ * generic plan is worse than for the custom ones (as for a range condition, whose generic
+ * estimate is a fixed fraction of the table). Should the statement fail, the setting is
+ * undone with the failed transaction.
  *
  * One connection: while a transaction is open, statements of other callers (and other BEGINs)
  * wait here in arrival order until it ends, as PGlite's own transaction lock would make them.
@@ -32,6 +38,9 @@ const MAX_PREPARED = 500;
 let db;
 /** SQL text -> prepared statement name. */
 const prepared = new Map();
+/** Prepared statements around a `generic` statement (prepareSwitches). */
+const GENERIC_ON = 'generic_on';
+const GENERIC_OFF = 'generic_off';
 let nextStatement = 1;
 /** The transaction holding the connection (0: none), and whether a statement of it failed. */
 let holder = 0;
@@ -108,12 +117,15 @@ function messagesOf(answer) {
  * decoding is done here: PGlite's parser copies every field into an ArrayBuffer of its own first,
  * which took ~0.5 ms of this thread per 20-row page.
  */
-function fastRows(answer) {
+function fastRows(answer, wrapped) {
   const rows = [];
   let names;
   let oids;
   let parsed = false;
   let complete = false;
+  // A wrapped statement's answer starts with the SET's CommandComplete (and ends with RESET's).
+  const before = wrapped ? 1 : 0;
+  let commands = 0;
   let at = 0;
   while (at < answer.length) {
     const type = answer[at];
@@ -128,7 +140,10 @@ function fastRows(answer) {
       case 0x5a: // ReadyForQuery
         break;
       case 0x43: // CommandComplete: the statement's rows are all in
-        complete = true;
+        commands++;
+        if (commands === before + 1) {
+          complete = true;
+        }
         break;
       case 0x54: {
         // RowDescription: per field its name, then table oid, column, type oid, size, modifier, format.
@@ -149,7 +164,7 @@ function fastRows(answer) {
       }
       case 0x44: {
         // DataRow: per field its length (-1: null) and text.
-        if (!names || complete) {
+        if (!names || commands !== before) {
           return undefined;
         }
         const count = answer.readInt16BE(body);
@@ -177,20 +192,46 @@ function fastRows(answer) {
   return { rows: complete ? rows : [], parsed };
 }
 
-/** One parameterised statement: its rows, as PGlite's query() would return them. */
-function query(sql, params, prepare) {
+/** (Re)creates the GENERIC_ON and GENERIC_OFF statements (at start, and after DEALLOCATE ALL). */
+function prepareSwitches() {
+  const { error } = messagesOf(
+    exchange(
+      Buffer.concat([
+        ser.parse({ name: GENERIC_ON, text: 'SET plan_cache_mode = force_generic_plan', types: [] }),
+        ser.parse({ name: GENERIC_OFF, text: 'RESET plan_cache_mode', types: [] }),
+        ser.sync(),
+      ]),
+    ),
+  );
+  if (error) {
+    throw error;
+  }
+}
+
+/**
+ * One parameterised statement: its rows, as PGlite's query() would return them. `generic`: plan
+ * it without its values (see the header).
+ */
+function query(sql, params, prepare, generic) {
   const values = (params ?? []).map((v) => prepareValue(v));
   let name = prepare ? prepared.get(sql) : undefined;
   const parts = [];
+  if (generic) {
+    parts.push(ser.bind({ statement: GENERIC_ON, values: [] }), ser.execute({}));
+  }
   let naming;
   if (name === undefined) {
     naming = prepare && prepared.size < MAX_PREPARED ? `s${nextStatement++}` : undefined;
     parts.push(ser.parse({ name: naming, text: sql, types: [] }));
     name = naming ?? '';
   }
-  parts.push(ser.bind({ statement: name, values }), ser.describe({ type: 'P' }), ser.execute({}), ser.sync());
+  parts.push(ser.bind({ statement: name, values }), ser.describe({ type: 'P' }), ser.execute({}));
+  if (generic) {
+    parts.push(ser.bind({ statement: GENERIC_OFF, values: [] }), ser.execute({}));
+  }
+  parts.push(ser.sync());
   const answer = exchange(Buffer.concat(parts));
-  const fast = fastRows(answer);
+  const fast = fastRows(answer, generic);
   if (fast) {
     if (naming !== undefined && fast.parsed) {
       prepared.set(sql, naming);
@@ -205,7 +246,8 @@ function query(sql, params, prepare) {
   if (error) {
     throw error;
   }
-  return parse.parseResults(messages, db.parsers)[0].rows;
+  // One result per CommandComplete: a wrapped statement's is the second (after the SET's).
+  return parse.parseResults(messages, db.parsers)[generic ? 1 : 0].rows;
 }
 
 /** A script of statements without parameters (simple query protocol). */
@@ -221,7 +263,7 @@ function run(msg) {
   switch (msg.op) {
     case 'query':
       try {
-        return query(msg.sql, msg.params, msg.prepare === true);
+        return query(msg.sql, msg.params, msg.prepare === true, msg.generic === true);
       } catch (err) {
         if (msg.tx) {
           holderFailed = true;
@@ -241,6 +283,7 @@ function run(msg) {
       if (prepared.size > 0) {
         simple('DEALLOCATE ALL');
         prepared.clear();
+        prepareSwitches();
       }
       return undefined;
     case 'begin':
@@ -357,6 +400,7 @@ function receive(msg) {
 async function main() {
   try {
     db = await PGlite.create({ dataDir: workerData.dataDir, relaxedDurability: false, startParams: [...PGlite.defaultStartParams, ...workerData.startParams] });
+    prepareSwitches();
   } catch (err) {
     parentPort.postMessage({ ready: false, error: plain(err) });
     return;

@@ -47,6 +47,47 @@ function likeLiteral(v: string): string {
   return v.replace(/[\\%_]/g, (c) => '\\' + c);
 }
 
+/** Characters of a string index row's normalized value that its index holds (migrations 002). */
+const STRING_INDEXED = 200;
+
+/**
+ * The least string greater than every string that starts with `prefix`, in code point order (the
+ * byte order of UTF-8, which is how text_pattern_ops compares), or undefined when there is none
+ * (a prefix of U+10FFFF characters only).
+ */
+export function prefixEnd(prefix: string): string | undefined {
+  const points = Array.from(prefix);
+  while (points.length > 0) {
+    const last = (points.pop() as string).codePointAt(0) as number;
+    if (last < 0x10ffff) {
+      return points.join('') + String.fromCodePoint(last + 1 >= 0xd800 && last + 1 <= 0xdfff ? 0xe000 : last + 1);
+    }
+  }
+  return undefined;
+}
+
+/**
+ * A string index row (alias `x`) whose normalized value starts with `v` (already normalized), as
+ * a range over the indexed prefix `left(normalized, 200)`: `>= v` and `< prefixEnd(v)`, in byte
+ * order (the index's text_pattern_ops). Unlike `LIKE 'v%'`, a range keeps its index bounds when
+ * the statement is planned without its values (a generic plan), and it is planned faster. A value
+ * longer than the indexed prefix is checked on the whole value too.
+ */
+function startsWithCond(x: string, v: string, p: SqlParams): string {
+  const points = Array.from(v);
+  const head = points.length > STRING_INDEXED ? points.slice(0, STRING_INDEXED).join('') : v;
+  const indexed = `left(${x}.normalized, ${STRING_INDEXED})`;
+  const conds = [`${indexed} ~>=~ ${p.add(head)}`];
+  const end = prefixEnd(head);
+  if (end !== undefined) {
+    conds.push(`${indexed} ~<~ ${p.add(end)}`);
+  }
+  if (head !== v || end === undefined) {
+    conds.push(`${x}.normalized LIKE ${p.add(likeLiteral(v) + '%')}`);
+  }
+  return `(${conds.join(' AND ')})`;
+}
+
 /** EXISTS over one index table of the resource `r`, with conditions on alias `x`. */
 function existsRow(table: IndexTable, r: string, code: string, p: SqlParams, cond: (x: string) => string): string {
   const x = p.alias('x');
@@ -277,17 +318,34 @@ export function isPatientAnchor(f: SearchFilter): boolean {
   return patientReference(f) !== undefined;
 }
 
+/** The fewest characters of a string search value that anchors a search (isStringAnchor). */
+export const STRING_ANCHOR_MIN = 3;
+
 /**
- * A patient anchor (isPatientAnchor) of a search over one resource type, as `r.id IN (ids)` with
- * the ids read from search_reference in a fenced subquery (`OFFSET 0`: PostgreSQL may not merge
- * it into the outer query). The fence fixes the plan's shape: the anchor's index, then each
- * resource by primary key, then the other filters per row. Such a statement can be kept prepared:
- * PostgreSQL's generic plan for it (chosen without the parameter values) is the same plan, where
- * an unfenced statement's generic plan may start from whichever index looks best on average.
+ * Whether a string filter is a lookup to start the plan from: one value of at least
+ * STRING_ANCHOR_MIN characters, matched as a prefix (the default; `:exact` compares the value
+ * as written, which the index does not hold, and `:contains` cannot use it). `Patient?name=smi`
+ * then reads the rows of names starting with "smi" and sorts their resources: the plan that fits
+ * a lookup, and one that costs in proportion to the matches when a prefix is common (PostgreSQL,
+ * planning with the value, could walk the resources in sort order instead; it also took as long
+ * to plan a one-hit name search on the embedded store as to run it).
+ */
+export function isStringAnchor(f: SearchFilter): boolean {
+  return f.kind === 'string' && f.mode === 'starts' && f.values.length === 1 && Array.from(f.values[0]).length >= STRING_ANCHOR_MIN;
+}
+
+/**
+ * An anchor (isPatientAnchor, isStringAnchor) of a search over one resource type, as `r.id IN
+ * (ids)` with the ids read from the filter's index table in a fenced subquery (`OFFSET 0`:
+ * PostgreSQL may not merge it into the outer query). The fence fixes the plan's shape: the
+ * anchor's index, then each resource by primary key, then the other filters per row. Such a
+ * statement is kept prepared and planned once (QueryOptions.generic): PostgreSQL's generic plan
+ * for it (chosen without the parameter values) is the same plan, where an unfenced statement's
+ * generic plan may start from whichever index looks best on average.
  */
 export function anchorSql(f: SearchFilter, resourceType: string, r: string, p: SqlParams): string {
-  if (!isPatientAnchor(f)) {
-    throw new Error('not a patient anchor');
+  if (!isPatientAnchor(f) && !isStringAnchor(f)) {
+    throw new Error('not an anchor');
   }
   const parts = (f.kind === 'or' ? f.filters : [f]).map((g) => indexIdsSql(g, resourceType, p) as string);
   const a = p.alias('a');
@@ -312,8 +370,7 @@ export function filterSql(f: SearchFilter, r: string, p: SqlParams, rowOf: Exist
               case 'contains':
                 return `${x}.normalized LIKE ${p.add('%' + likeLiteral(v) + '%')}`;
               case 'starts':
-                // left(...) lets the expression index serve the prefix; the second test is exact.
-                return `(left(${x}.normalized, 200) LIKE ${p.add(likeLiteral(v.slice(0, 200)) + '%')} AND ${x}.normalized LIKE ${p.add(likeLiteral(v) + '%')})`;
+                return startsWithCond(x, v, p);
             }
           }),
         ),

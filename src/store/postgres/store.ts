@@ -31,7 +31,7 @@ import { CreateGroups, keyOf } from './create-groups';
 import { LazyTransaction } from './lazy-transaction';
 import { cacheKey, ReadCache } from './read-cache';
 import { matchAll } from '../../search/match';
-import { anchorSql, filterSql, indexIdsSql, isPatientAnchor, keysetSql, type SortColumn, sortColumns, SqlParams } from './search-sql';
+import { anchorSql, filterSql, indexIdsSql, isPatientAnchor, isStringAnchor, keysetSql, type SortColumn, sortColumns, SqlParams } from './search-sql';
 
 interface CurrentRow {
   version_id: number;
@@ -91,10 +91,17 @@ function flatFilters(filters: SearchFilter[]): SearchFilter[] {
   return filters.flatMap((f) => (f.kind === 'and' ? flatFilters(f.filters) : [f]));
 }
 
-/** The index in flatFilters() of the search's first patient anchor (search-sql.ts anchorSql), or -1. */
+/**
+ * The index in flatFilters() of the filter a search starts from (search-sql.ts anchorSql): its
+ * first patient anchor, else its first string anchor; -1 when it has none.
+ */
 function anchorOf(query: SearchQuery): number {
-  const single = !Array.isArray(query.resourceType) || query.resourceType.length === 1;
-  return single ? flatFilters(query.filters).findIndex(isPatientAnchor) : -1;
+  if (Array.isArray(query.resourceType) && query.resourceType.length !== 1) {
+    return -1;
+  }
+  const filters = flatFilters(query.filters);
+  const patient = filters.findIndex(isPatientAnchor);
+  return patient >= 0 ? patient : filters.findIndex(isStringAnchor);
 }
 
 class PgReader implements StoreReader {
@@ -232,9 +239,10 @@ class PgReader implements StoreReader {
       return { versions: [], more: false, total };
     }
     const { sql, cols } = this.pageSql(query, where, p);
-    // An anchored statement's plan does not depend on its values (anchorSql): keep it prepared.
+    // An anchored statement's plan does not depend on its values (anchorSql): plan it once.
     const rows = await this.q.query<CurrentRow & { resource_type: string; id: string; [k: string]: unknown }>(sql, p.values, {
       prepare: anchor >= 0,
+      generic: anchor >= 0,
     });
     const page = rows.slice(0, query.count);
     const position = (row: Record<string, unknown> | undefined): unknown[] | undefined =>

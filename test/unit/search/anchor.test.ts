@@ -1,11 +1,12 @@
 /**
- * Which searches are anchored on one patient (search-sql.ts isPatientAnchor): those are sent as
- * prepared statements whose generic plan starts from the patient's references, so the choice
- * must take exactly the filters that pin a search to one Patient.
+ * Which searches are anchored (search-sql.ts isPatientAnchor, isStringAnchor): those are sent as
+ * prepared statements planned without their values, a plan that starts from the anchor's index,
+ * so the choice must take exactly the filters that pin a search to one Patient, or name a
+ * lookup. And the bound that turns a string prefix into a range (prefixEnd).
  */
 import { createRegistry } from '../../../src/search/definitions';
 import { SearchParser } from '../../../src/search/parse';
-import { isPatientAnchor } from '../../../src/store/postgres/search-sql';
+import { isPatientAnchor, isStringAnchor, prefixEnd } from '../../../src/store/postgres/search-sql';
 import { isResourceType } from '../../../src/validation/schema';
 import { compartmentFilter } from '../../../src/auth/policy';
 import type { SearchFilter } from '../../../src/store/api';
@@ -50,5 +51,56 @@ describe('a Patient compartment (Patient/x/Type, and what a patient-scoped token
     ['an empty OR (nothing allowed)', { kind: 'or', filters: [] }, false],
   ] as [string, SearchFilter, boolean][])('%s -> %s', (_name, filter, expected) => {
     expect(isPatientAnchor(filter)).toBe(expected);
+  });
+});
+
+describe('string lookups (one value, 3+ characters, matched as a prefix)', () => {
+  function stringAnchors(type: string, qs: string): boolean[] {
+    const params: Record<string, string[]> = {};
+    for (const [k, v] of new URLSearchParams(qs)) {
+      (params[k] ??= []).push(v);
+    }
+    return parser.parse(type, params).filters.map(isStringAnchor);
+  }
+  test.each([
+    ['Patient', 'name=smi', [true]],
+    ['Patient', 'family=Müller&gender=female', [true, false]],
+    ['Patient', 'name=sm', [false]], // too common a prefix to start from
+    ['Patient', 'name=Zoë', [true]], // three characters once normalized
+    ['Patient', 'name=smith,jones', [false]], // several values
+    ['Patient', 'name:exact=Smith', [false]], // compares the value as written: not in the index
+    ['Patient', 'name:contains=mit', [false]],
+    ['Patient', 'name:missing=true', [false]],
+    ['Patient', 'identifier=urn:mrn|123', [false]],
+    ['Observation', 'subject=Patient/p1', [false]],
+  ])('%s?%s -> %j', (type, qs, expected) => {
+    expect(stringAnchors(type, qs)).toEqual(expected);
+  });
+});
+
+describe('prefixEnd: the least string after every string with the prefix (code point order)', () => {
+  test.each([
+    ['smi', 'smj'],
+    ['a', 'b'],
+    ['az', 'a{'],
+    ['straß', 'straà'], // U+00DF -> U+00E0
+    ['x\u{10FFFF}', 'y'], // the last code point cannot grow: the one before it does
+    ['\u{1F600}', '\u{1F601}'], // astral characters are one code point, not two halves
+    ['a\uD7FF', 'a\uE000'], // past the surrogates (not characters)
+    ['\u{10FFFF}\u{10FFFF}', undefined],
+    ['', undefined],
+  ])('%j -> %j', (prefix, end) => {
+    expect(prefixEnd(prefix)).toBe(end);
+  });
+
+  test('every string with the prefix sorts below it, in UTF-8 byte order as PostgreSQL compares', () => {
+    const bytes = (s: string): Buffer => Buffer.from(s, 'utf8');
+    for (const prefix of ['smi', 'a\u{10FFFF}', 'zo\u00EB', '\u{1F600}', 'a\uD7FF']) {
+      const end = prefixEnd(prefix) as string;
+      for (const tail of ['', 'a', '\u{10FFFF}\u{10FFFF}', '\uFFFF', '\u{1F600}x']) {
+        expect(Buffer.compare(bytes(prefix + tail), bytes(end))).toBe(-1);
+      }
+      expect(Buffer.compare(bytes(prefix), bytes(end))).toBe(-1);
+    }
   });
 });
