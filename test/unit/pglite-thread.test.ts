@@ -142,7 +142,7 @@ describe('PGlite on a worker thread', () => {
     await expect(db.query('SELEC name FROM t', [], { prepare: true })).rejects.toMatchObject({ code: '42601' });
   });
 
-  // `generic`: the statement runs between SET plan_cache_mode = force_generic_plan and RESET, in
+  // plan 'generic': the statement runs between SET plan_cache_mode = force_generic_plan and RESET, in
   // one message. Its rows are its own (not the SET's), PostgreSQL plans it without its values, and
   // the setting is back to normal afterwards, also when the statement failed (in a transaction too).
   test('a generic statement is planned without its values, and the plan cache setting is restored', async () => {
@@ -153,29 +153,45 @@ describe('PGlite on a worker thread', () => {
       db.query("SELECT generic_plans::int, custom_plans::int FROM pg_prepared_statements WHERE statement LIKE '%generic-test%' AND name <> ''");
     const mode = async (): Promise<string> => (await db.query<{ plan_cache_mode: string }>('SHOW plan_cache_mode'))[0].plan_cache_mode;
     for (let i = 0; i < 3; i++) {
-      const rows = await db.query<{ id: number; name: string }>(sql, [100 + i, 103 + i], { prepare: true, generic: true });
+      const rows = await db.query<{ id: number; name: string }>(sql, [100 + i, 103 + i], { prepare: true, plan: 'generic' });
       expect(rows).toEqual([0, 1, 2].map((k) => ({ id: 100 + i + k, name: `generic-${100 + i + k}` })));
     }
     expect(await plans()).toEqual([{ generic_plans: 3, custom_plans: 0 }]);
     expect(await mode()).toBe('auto');
     // A statement that fails at Bind: the SET is undone with the failed (implicit) transaction.
-    await expect(db.query(sql, ['x', 1], { prepare: true, generic: true })).rejects.toMatchObject({ code: '22P02' });
+    await expect(db.query(sql, ['x', 1], { prepare: true, plan: 'generic' })).rejects.toMatchObject({ code: '22P02' });
     expect(await mode()).toBe('auto');
     // ... and inside a transaction, with its rollback.
     await expect(
       db.transaction(async (q) => {
-        expect(await q.query(sql, [105, 107], { prepare: true, generic: true })).toHaveLength(2);
+        expect(await q.query(sql, [105, 107], { prepare: true, plan: 'generic' })).toHaveLength(2);
         expect(await q.query<{ plan_cache_mode: string }>('SHOW plan_cache_mode')).toEqual([{ plan_cache_mode: 'auto' }]);
-        await q.query(sql, ['x', 1], { prepare: true, generic: true });
+        await q.query(sql, ['x', 1], { prepare: true, plan: 'generic' });
       }),
     ).rejects.toMatchObject({ code: '22P02' });
     expect(await mode()).toBe('auto');
     // A notice in the answer (read the general way): the statement's rows, not the SET's.
     await db.exec("CREATE OR REPLACE FUNCTION noisy(v int) RETURNS int LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE 'hello'; RETURN v; END $$");
-    expect(await db.query('SELECT noisy(id) AS id FROM gen WHERE id = $1', [101], { prepare: true, generic: true })).toEqual([{ id: 101 }]);
+    expect(await db.query('SELECT noisy(id) AS id FROM gen WHERE id = $1', [101], { prepare: true, plan: 'generic' })).toEqual([{ id: 101 }]);
     // Prepared statements made again after a script (DEALLOCATE ALL): generic still works.
-    expect(await db.query<{ id: number }>(sql, [110, 112], { prepare: true, generic: true })).toHaveLength(2);
+    expect(await db.query<{ id: number }>(sql, [110, 112], { prepare: true, plan: 'generic' })).toHaveLength(2);
     expect(await mode()).toBe('auto');
+  });
+
+  // plan 'custom': planned with its values at every execution, where the plan cache would switch
+  // to a generic plan after five (it does here when left to decide: the contrast shows it).
+  test('a custom statement is planned with its values every time, and stays parsed', async () => {
+    await db.exec('CREATE TABLE cus (id int PRIMARY KEY, name text)');
+    await db.query("INSERT INTO cus SELECT g, 'c' || g FROM generate_series(1, 20) g");
+    const plans = async (tag: string): Promise<{ generic_plans: number; custom_plans: number }[]> =>
+      db.query(`SELECT generic_plans::int, custom_plans::int FROM pg_prepared_statements WHERE statement LIKE '%${tag}%' AND name <> ''`);
+    for (let i = 1; i <= 8; i++) {
+      expect(await db.query('SELECT name FROM cus WHERE id = $1 /* custom-test */', [i], { prepare: true, plan: 'custom' })).toEqual([{ name: `c${i}` }]);
+      expect(await db.query('SELECT name FROM cus WHERE id = $1 /* auto-test */', [i], { prepare: true })).toEqual([{ name: `c${i}` }]);
+    }
+    expect(await plans('custom-test')).toEqual([{ generic_plans: 0, custom_plans: 8 }]);
+    expect((await plans('auto-test'))[0].generic_plans).toBeGreaterThan(0);
+    expect((await db.query<{ plan_cache_mode: string }>('SHOW plan_cache_mode'))[0].plan_cache_mode).toBe('auto');
   });
 
   test('a script (a migration) makes prepared statements prepare again: a new column is seen', async () => {

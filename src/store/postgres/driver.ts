@@ -9,13 +9,18 @@ export interface QueryOptions {
    */
   prepare?: boolean;
   /**
-   * With `prepare`: the statement's best plan does not depend on its parameter values (its shape
-   * fixes the plan, see search-sql.ts anchorSql), so it is planned once, without them (a generic
-   * plan), instead of at every execution. The embedded driver forces this (planning in
-   * WebAssembly was half of a one-hit search); on a PostgreSQL server the plan cache decides as
-   * usual, since its planning costs little.
+   * With `prepare`, how PostgreSQL plans the statement (unset: its plan cache decides, which
+   * after five executions reuses a plan made without the values if that looks no costlier):
+   * - 'generic': its best plan does not depend on its parameter values (its shape fixes the
+   *   plan, see search-sql.ts anchorSql), so it is planned once, without them. The embedded
+   *   driver forces this (planning in WebAssembly was half of a one-hit search); a server's
+   *   plan cache decides as usual, its planning costing little.
+   * - 'custom': its best plan depends on the values (a search's filters: how many rows a value
+   *   matches decides where the plan starts), so it is planned with them at every execution,
+   *   never from the plan cache. The embedded driver keeps it parsed all the same (parsing a
+   *   search was a fifth of its time there); a server driver sends it unnamed.
    */
-  generic?: boolean;
+  plan?: 'generic' | 'custom';
 }
 
 export interface Queryable {

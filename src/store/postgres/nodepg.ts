@@ -12,8 +12,13 @@ types.setTypeParser(20, (v) => v);
 const MAX_PREPARED = 500;
 const prepared = new Map<string, string>();
 
-/** A query config; fixed statements get a name so each connection prepares them once. */
-function config(sql: string, params: unknown[] | undefined, prepare: boolean | undefined): QueryConfig {
+/**
+ * A query config; fixed statements get a name so each connection prepares them once, unless
+ * they must be planned with their values each time (`plan: 'custom'`: PostgreSQL's plan cache
+ * could otherwise settle on a plan made without them).
+ */
+function config(sql: string, params: unknown[] | undefined, options: QueryOptions | undefined): QueryConfig {
+  const prepare = options?.prepare === true && options.plan !== 'custom';
   let name = prepare ? prepared.get(sql) : undefined;
   if (prepare && name === undefined && prepared.size < MAX_PREPARED) {
     name = 'c' + createHash('sha1').update(sql).digest('hex').slice(0, 20);
@@ -35,7 +40,7 @@ export async function openNodePg(connectionString: string, poolSize = 10): Promi
     kind: 'postgres',
     pipelined: true,
     async query<R>(sql: string, params?: unknown[], options?: QueryOptions): Promise<R[]> {
-      const res = await pool.query(config(sql, params, options?.prepare));
+      const res = await pool.query(config(sql, params, options));
       return res.rows as R[];
     },
     async transaction<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
@@ -44,7 +49,7 @@ export async function openNodePg(connectionString: string, poolSize = 10): Promi
         await client.query('BEGIN');
         const q: Queryable = {
           async query<R>(sql: string, params?: unknown[], options?: QueryOptions): Promise<R[]> {
-            const res = await client.query(config(sql, params, options?.prepare));
+            const res = await client.query(config(sql, params, options));
             return res.rows as R[];
           },
           async exec(sql: string): Promise<void> {

@@ -109,7 +109,7 @@ export async function openPgliteThread(dataDir: string | undefined, startParams:
   const on = (tx: number): Queryable => ({
     async query<R>(sql: string, params?: unknown[], options?: QueryOptions): Promise<R[]> {
       const prepare = options?.prepare === true;
-      return (await send({ op: 'query', sql, params, tx, prepare, generic: prepare && options?.generic === true })) as R[];
+      return (await send({ op: 'query', sql, params, tx, prepare, plan: prepare ? options?.plan : undefined })) as R[];
     },
     async exec(sql: string): Promise<void> {
       await send({ op: 'exec', sql, tx });

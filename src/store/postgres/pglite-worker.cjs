@@ -4,7 +4,7 @@
  * starts it). PGlite runs each statement synchronously in WebAssembly; here that work runs while
  * the main thread parses, validates and indexes the next request, on the machine's other core.
  *
- * Messages in:  { id, op: 'query', sql, params, tx, prepare?, generic? } | { id, op: 'exec', sql, tx }
+ * Messages in:  { id, op: 'query', sql, params, tx, prepare?, plan? } | { id, op: 'exec', sql, tx }
  *               { id, op: 'begin', tx } | { id, op: 'end', tx, commit } | { id, op: 'close' }
  * Messages out: { id, ok: true, rows? } | { id, ok: false, error: { message, ...fields } }
  *               { ready: true } | { ready: false, error }
@@ -16,13 +16,14 @@
  * describe, bind, describe, execute, sync), about 0.15 ms more per statement. Parameters are
  * encoded as node-postgres encodes them (pg's prepareValue), so both drivers send the same text.
  * A statement sent with `prepare` (its text is one of a small fixed set) is kept as a named
- * prepared statement: parsed once, planned by PostgreSQL's plan cache. One sent with `generic`
- * too (its plan does not depend on its values) runs between two tiny prepared statements that
- * set plan_cache_mode to force_generic_plan and back, in the same message: it is planned once,
- * where the plan cache would plan it again at every execution whenever its estimate for the
- * generic plan is worse than for the custom ones (as for a range condition, whose generic
- * estimate is a fixed fraction of the table). Should the statement fail, the setting is
- * undone with the failed transaction.
+ * prepared statement: parsed once, planned by PostgreSQL's plan cache. One sent with a `plan`
+ * too runs between two tiny prepared statements that set plan_cache_mode and reset it, in the
+ * same message: 'generic' (its plan does not depend on its values) is planned once, where the
+ * plan cache would plan it again at every execution whenever its estimate for the generic plan
+ * is worse than for the custom ones (as for a range condition, whose generic estimate is a
+ * fixed fraction of the table); 'custom' is planned with its values every time, where the plan
+ * cache could settle on a generic plan that suits some values only. Should the statement fail,
+ * the setting is undone with the failed transaction.
  *
  * One connection: while a transaction is open, statements of other callers (and other BEGINs)
  * wait here in arrival order until it ends, as PGlite's own transaction lock would make them.
@@ -38,9 +39,9 @@ const MAX_PREPARED = 500;
 let db;
 /** SQL text -> prepared statement name. */
 const prepared = new Map();
-/** Prepared statements around a `generic` statement (prepareSwitches). */
-const GENERIC_ON = 'generic_on';
-const GENERIC_OFF = 'generic_off';
+/** Prepared statements around a statement sent with a `plan` (prepareSwitches). */
+const PLAN_SWITCH = { generic: 'plan_generic', custom: 'plan_custom' };
+const PLAN_RESET = 'plan_reset';
 let nextStatement = 1;
 /** The transaction holding the connection (0: none), and whether a statement of it failed. */
 let holder = 0;
@@ -192,13 +193,14 @@ function fastRows(answer, wrapped) {
   return { rows: complete ? rows : [], parsed };
 }
 
-/** (Re)creates the GENERIC_ON and GENERIC_OFF statements (at start, and after DEALLOCATE ALL). */
+/** (Re)creates the PLAN_SWITCH and PLAN_RESET statements (at start, and after DEALLOCATE ALL). */
 function prepareSwitches() {
   const { error } = messagesOf(
     exchange(
       Buffer.concat([
-        ser.parse({ name: GENERIC_ON, text: 'SET plan_cache_mode = force_generic_plan', types: [] }),
-        ser.parse({ name: GENERIC_OFF, text: 'RESET plan_cache_mode', types: [] }),
+        ser.parse({ name: PLAN_SWITCH.generic, text: 'SET plan_cache_mode = force_generic_plan', types: [] }),
+        ser.parse({ name: PLAN_SWITCH.custom, text: 'SET plan_cache_mode = force_custom_plan', types: [] }),
+        ser.parse({ name: PLAN_RESET, text: 'RESET plan_cache_mode', types: [] }),
         ser.sync(),
       ]),
     ),
@@ -209,15 +211,16 @@ function prepareSwitches() {
 }
 
 /**
- * One parameterised statement: its rows, as PGlite's query() would return them. `generic`: plan
- * it without its values (see the header).
+ * One parameterised statement: its rows, as PGlite's query() would return them. `plan`
+ * ('generic' or 'custom', with `prepare`): how PostgreSQL plans it (see the header).
  */
-function query(sql, params, prepare, generic) {
+function query(sql, params, prepare, plan) {
   const values = (params ?? []).map((v) => prepareValue(v));
   let name = prepare ? prepared.get(sql) : undefined;
   const parts = [];
-  if (generic) {
-    parts.push(ser.bind({ statement: GENERIC_ON, values: [] }), ser.execute({}));
+  const wrapped = prepare && (plan === 'generic' || plan === 'custom');
+  if (wrapped) {
+    parts.push(ser.bind({ statement: PLAN_SWITCH[plan], values: [] }), ser.execute({}));
   }
   let naming;
   if (name === undefined) {
@@ -226,12 +229,12 @@ function query(sql, params, prepare, generic) {
     name = naming ?? '';
   }
   parts.push(ser.bind({ statement: name, values }), ser.describe({ type: 'P' }), ser.execute({}));
-  if (generic) {
-    parts.push(ser.bind({ statement: GENERIC_OFF, values: [] }), ser.execute({}));
+  if (wrapped) {
+    parts.push(ser.bind({ statement: PLAN_RESET, values: [] }), ser.execute({}));
   }
   parts.push(ser.sync());
   const answer = exchange(Buffer.concat(parts));
-  const fast = fastRows(answer, generic);
+  const fast = fastRows(answer, wrapped);
   if (fast) {
     if (naming !== undefined && fast.parsed) {
       prepared.set(sql, naming);
@@ -247,7 +250,7 @@ function query(sql, params, prepare, generic) {
     throw error;
   }
   // One result per CommandComplete: a wrapped statement's is the second (after the SET's).
-  return parse.parseResults(messages, db.parsers)[generic ? 1 : 0].rows;
+  return parse.parseResults(messages, db.parsers)[wrapped ? 1 : 0].rows;
 }
 
 /** A script of statements without parameters (simple query protocol). */
@@ -263,7 +266,7 @@ function run(msg) {
   switch (msg.op) {
     case 'query':
       try {
-        return query(msg.sql, msg.params, msg.prepare === true, msg.generic === true);
+        return query(msg.sql, msg.params, msg.prepare === true, msg.plan);
       } catch (err) {
         if (msg.tx) {
           holderFailed = true;

@@ -240,9 +240,10 @@ class PgReader implements StoreReader {
     }
     const { sql, cols } = this.pageSql(query, where, p);
     // An anchored statement's plan does not depend on its values (anchorSql): plan it once.
+    // Any other depends on them: plan it with them every time.
     const rows = await this.q.query<CurrentRow & { resource_type: string; id: string; [k: string]: unknown }>(sql, p.values, {
-      prepare: anchor >= 0,
-      generic: anchor >= 0,
+      prepare: true,
+      plan: anchor >= 0 ? 'generic' : 'custom',
     });
     const page = rows.slice(0, query.count);
     const position = (row: Record<string, unknown> | undefined): unknown[] | undefined =>
