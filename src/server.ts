@@ -232,7 +232,7 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
     logError,
     authenticate: (token, baseUrl) => auth.authenticate(token, baseUrl),
     audit: auditLog,
-    routes: (baseUrlOf) => auth.router(baseUrlOf),
+    routes: { prefixes: AuthorizationServer.PATH_PREFIXES, router: (baseUrlOf) => auth.router(baseUrlOf) },
   });
   return {
     app,

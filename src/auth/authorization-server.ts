@@ -220,7 +220,10 @@ export class AuthorizationServer {
     };
   }
 
-  /** The Express routes: discovery documents and /auth/*. */
+  /** Where router() serves: every one of its paths is under one of these. */
+  static readonly PATH_PREFIXES: readonly string[] = ['/auth', '/.well-known'];
+
+  /** The Express routes: discovery documents and /auth/* (PATH_PREFIXES). */
   router(baseUrlOf: (req: Request) => string): Router {
     const r = express.Router();
     const form = express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 100 });
