@@ -13,12 +13,13 @@ import type { SearchFilter } from '../../../src/store/api';
 
 const parser = new SearchParser(createRegistry(), { lenient: false, baseUrl: 'http://continuum.test', defaultCount: 20, maxCount: 1000, isResourceType });
 
-function anchors(type: string, qs: string): boolean[] {
+/** Which of the filters of `type?qs` `pick` takes for an anchor (isPatientAnchor by default). */
+function anchors(type: string, qs: string, pick: (f: SearchFilter) => boolean = isPatientAnchor): boolean[] {
   const params: Record<string, string[]> = {};
   for (const [k, v] of new URLSearchParams(qs)) {
     (params[k] ??= []).push(v);
   }
-  return parser.parse(type, params).filters.map(isPatientAnchor);
+  return parser.parse(type, params).filters.map((f) => pick(f));
 }
 
 test.each([
@@ -55,13 +56,6 @@ describe('a Patient compartment (Patient/x/Type, and what a patient-scoped token
 });
 
 describe('string lookups (one value, 3+ characters, matched as a prefix)', () => {
-  function stringAnchors(type: string, qs: string): boolean[] {
-    const params: Record<string, string[]> = {};
-    for (const [k, v] of new URLSearchParams(qs)) {
-      (params[k] ??= []).push(v);
-    }
-    return parser.parse(type, params).filters.map(isStringAnchor);
-  }
   test.each([
     ['Patient', 'name=smi', [true]],
     ['Patient', 'family=Müller&gender=female', [true, false]],
@@ -74,7 +68,7 @@ describe('string lookups (one value, 3+ characters, matched as a prefix)', () =>
     ['Patient', 'identifier=urn:mrn|123', [false]],
     ['Observation', 'subject=Patient/p1', [false]],
   ])('%s?%s -> %j', (type, qs, expected) => {
-    expect(stringAnchors(type, qs)).toEqual(expected);
+    expect(anchors(type, qs, isStringAnchor)).toEqual(expected);
   });
 });
 
