@@ -70,8 +70,8 @@ export function prefixEnd(prefix: string): string | undefined {
  * A string index row (alias `x`) whose normalized value starts with `v` (already normalized), as
  * a range over the indexed prefix `left(normalized, 200)`: `>= v` and `< prefixEnd(v)`, in byte
  * order (the index's text_pattern_ops). Unlike `LIKE 'v%'`, a range keeps its index bounds when
- * the statement is planned without its values (a generic plan), and it is planned faster. A value
- * longer than the indexed prefix is checked on the whole value too.
+ * the statement is planned without its values (a generic plan). A value longer than the indexed
+ * prefix is checked on the whole value too.
  */
 function startsWithCond(x: string, v: string, p: SqlParams): string {
   const points = Array.from(v);
@@ -327,8 +327,8 @@ export const STRING_ANCHOR_MIN = 3;
  * as written, which the index does not hold, and `:contains` cannot use it). `Patient?name=smi`
  * then reads the rows of names starting with "smi" and sorts their resources: the plan that fits
  * a lookup, and one that costs in proportion to the matches when a prefix is common (PostgreSQL,
- * planning with the value, could walk the resources in sort order instead; it also took as long
- * to plan a one-hit name search on the embedded store as to run it).
+ * planning with the value, could walk the resources in sort order instead; planning a one-hit
+ * name search took four times as long as running it on the embedded store).
  */
 export function isStringAnchor(f: SearchFilter): boolean {
   return f.kind === 'string' && f.mode === 'starts' && f.values.length === 1 && Array.from(f.values[0]).length >= STRING_ANCHOR_MIN;
@@ -339,9 +339,9 @@ export function isStringAnchor(f: SearchFilter): boolean {
  * (ids)` with the ids read from the filter's index table in a fenced subquery (`OFFSET 0`:
  * PostgreSQL may not merge it into the outer query). The fence fixes the plan's shape: the
  * anchor's index, then each resource by primary key, then the other filters per row. Such a
- * statement is kept prepared and planned once (QueryOptions.generic): PostgreSQL's generic plan
- * for it (chosen without the parameter values) is the same plan, where an unfenced statement's
- * generic plan may start from whichever index looks best on average.
+ * statement is kept prepared and planned once (QueryOptions plan 'generic'): PostgreSQL's
+ * generic plan for it (chosen without the parameter values) is the same plan, where an unfenced
+ * statement's generic plan may start from whichever index looks best on average.
  */
 export function anchorSql(f: SearchFilter, resourceType: string, r: string, p: SqlParams): string {
   if (!isPatientAnchor(f) && !isStringAnchor(f)) {
