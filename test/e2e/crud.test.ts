@@ -15,10 +15,14 @@ async function createPatient(p: Patient = patient()): Promise<Patient> {
 }
 
 describe('create and read', () => {
-  test('create assigns a UUID, version 1, Location, ETag and Last-Modified', async () => {
+  test('create assigns a time-ordered UUID (version 7), version 1, Location, ETag and Last-Modified', async () => {
     const res = await server.request().post('/Patient').set('Content-Type', FHIR_JSON).send(patient({ id: 'ignored' }));
     expect(res.status).toBe(201);
-    expect(res.body.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(res.body.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    // the id carries the millisecond it was assigned, which is when version 1 was written
+    expect(Math.abs(parseInt(res.body.id.replace(/-/g, '').slice(0, 12), 16) - Date.parse(res.body.meta.lastUpdated))).toBeLessThan(5_000);
+    const next = await createPatient();
+    expect(next.id! > res.body.id).toBe(true);
     expect(res.body.meta.versionId).toBe('1');
     expect(res.headers.etag).toBe('W/"1"');
     expect(res.headers.location).toBe(`${BASE_URL}/Patient/${res.body.id}/_history/1`);

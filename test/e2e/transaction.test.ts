@@ -120,7 +120,8 @@ describe('transaction: urn:uuid references', () => {
     expect(rs).toHaveLength(5);
     for (const r of rs) {
       expect(r.status).toMatch(/^201/);
-      expect(r.location).toMatch(/^[A-Z][A-Za-z]+\/[0-9a-f-]{36}\/_history\/1$/);
+      // server-assigned ids are UUIDv7 (time-ordered: src/fhir/ids.ts)
+      expect(r.location).toMatch(/^[A-Z][A-Za-z]+\/[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\/_history\/1$/);
       expect(r.etag).toBe('W/"1"');
       expect(r.lastModified).toBeDefined();
     }

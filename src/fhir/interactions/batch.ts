@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { newResourceId } from '../ids';
 import type { Bundle, BundleEntry, BundleEntryResponse, Resource } from '@medplum/fhirtypes';
 import { badRequest, FhirError, operationOutcome, preconditionFailed, STATUS_BY_CATEGORY } from '../../errors';
 import { matchIds } from '../../search/conditional';
@@ -253,7 +253,7 @@ async function transaction(req: FhirRequest, ctx: RequestContext, dispatch: Disp
         }
       }
       if (!id) {
-        id = randomUUID();
+        id = newResourceId();
         assigned.set(e.index, id);
       }
       if (e.fullUrl) {

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { newResourceId } from '../ids';
 import { badRequest, notFound, preconditionFailed } from '../../errors';
 import { matchIds } from '../../search/conditional';
 import { parseETag, requireResource, requireType } from '../common';
@@ -38,7 +38,7 @@ export const conditionalUpdate: Handler = async (req, ctx, params) => {
     if (ids.length === 1 && resource.id !== undefined && resource.id !== ids[0]) {
       throw badRequest(`The id '${resource.id}' in the body does not match the resource the criteria found (${type}/${ids[0]})`, [`${type}.id`]);
     }
-    const id = ids[0] ?? resource.id ?? randomUUID();
+    const id = ids[0] ?? resource.id ?? newResourceId();
     const { version, created } = await w.update(forStore(resource, id), { ifMatch: parseETag(req.ifMatch) });
     afterWrite(ctx, type, version.json);
     return writeResponse(req, version, created ? 201 : 200, created ? `Created ${type}/${id}` : `Updated ${type}/${id}`);

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { newResourceId } from '../ids';
 import { preconditionFailed } from '../../errors';
 import { matchIds } from '../../search/conditional';
 import { requireResource, requireType, versionResponse } from '../common';
@@ -25,7 +25,7 @@ export const create: Handler = async (req, ctx, params) => {
         return versionResponse(type, matches[0], existing, 200);
       }
     }
-    const version = await w.create(forStore(resource, req.assignedId ?? randomUUID()));
+    const version = await w.create(forStore(resource, req.assignedId ?? newResourceId()));
     afterWrite(ctx, type, version.json);
     return writeResponse(req, version, 201, `Created ${type}/${version.id}`);
   });
