@@ -122,6 +122,20 @@ describe('query plans on 10,000 Patients and 200,000 Observations', () => {
     expect(plan).not.toMatch(/using (search_token_lookup|search_date_lookup|resource_current_type_updated)/);
   });
 
+  // The other filters are checked on the anchor's ids before any resource is read (anchorSql
+  // `inner`): of a patient's observations only those of the code are then read by key.
+  test.each([
+    ['a token', 'subject=Patient/p42&code=http://loinc.org|85354-9&_sort=-date', /on search_token/],
+    ['a date range', 'subject=Patient/p42&date=ge2019-01-01', /on search_date/],
+  ])('generic plan of an anchored search checks %s before reading resources', async (_kind, qs, check) => {
+    const plan = await planOf('Observation', qs, true);
+    const checkAt = plan.search(check);
+    const readAt = plan.search(/using resource_current_pkey on resource_current/);
+    expect({ plan, checkAt: checkAt >= 0, readAt: readAt >= 0 }).toEqual({ plan, checkAt: true, readAt: true });
+    // EXPLAIN prints a nested loop's outer side first: the check feeds the reads.
+    expect({ plan, checkFirst: checkAt < readAt }).toEqual({ plan, checkFirst: true });
+  });
+
   // A name lookup (one value, 3+ characters) is anchored too: its range over the index's prefix
   // keeps index bounds in a plan made without the value (LIKE 'x%' would not), so the embedded
   // store plans it once; planning took as long as running it.

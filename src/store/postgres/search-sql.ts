@@ -20,6 +20,18 @@ import type {
 export class SqlParams {
   readonly values: unknown[] = [];
   private aliases = 0;
+  /**
+   * Whether EXISTS subqueries rendered now must be checked row by row (anchorSql's inner filters):
+   * they end in `OFFSET 0`, which PostgreSQL never turns into a join (subselect.c,
+   * simplify_EXISTS_query). Left to itself, a plan made without the values may hash every row of
+   * a token lookup to check a patient's twenty observations (its estimate of a token value's
+   * rows is a guess from the whole column).
+   */
+  perRow = false;
+  /** The end of an EXISTS subquery: `OFFSET 0` when perRow. */
+  get existsEnd(): string {
+    return this.perRow ? ' OFFSET 0' : '';
+  }
   /** A table alias unique within this statement (the same statement text for the same query shape). */
   alias(prefix: string): string {
     return `${prefix}${++this.aliases}`;
@@ -91,7 +103,7 @@ function startsWithCond(x: string, v: string, p: SqlParams): string {
 /** EXISTS over one index table of the resource `r`, with conditions on alias `x`. */
 function existsRow(table: IndexTable, r: string, code: string, p: SqlParams, cond: (x: string) => string): string {
   const x = p.alias('x');
-  return `EXISTS (SELECT 1 FROM ${TABLE[table]} ${x} WHERE ${x}.resource_type = ${r}.resource_type AND ${x}.id = ${r}.id AND ${x}.code = ${p.add(code)} AND (${cond(x)}))`;
+  return `EXISTS (SELECT 1 FROM ${TABLE[table]} ${x} WHERE ${x}.resource_type = ${r}.resource_type AND ${x}.id = ${r}.id AND ${x}.code = ${p.add(code)} AND (${cond(x)})${p.existsEnd})`;
 }
 
 function any(parts: string[]): string {
@@ -343,13 +355,59 @@ export function isStringAnchor(f: SearchFilter): boolean {
  * generic plan for it (chosen without the parameter values) is the same plan, where an unfenced
  * statement's generic plan may start from whichever index looks best on average.
  */
-export function anchorSql(f: SearchFilter, resourceType: string, r: string, p: SqlParams): string {
+export function anchorSql(f: SearchFilter, resourceType: string, r: string, p: SqlParams, inner: SearchFilter[] = []): string {
   if (!isPatientAnchor(f) && !isStringAnchor(f)) {
     throw new Error('not an anchor');
   }
+  if (inner.some((g) => !byTypeAndId(g))) {
+    throw new Error('a filter checked inside the anchor may read only the type and id');
+  }
   const parts = (f.kind === 'or' ? f.filters : [f]).map((g) => indexIdsSql(g, resourceType, p) as string);
   const a = p.alias('a');
-  return `${r}.id IN (SELECT ${a}.id FROM (${parts.join(' UNION ALL ')} OFFSET 0) ${a})`;
+  const ids = `${parts.join(' UNION ALL ')} OFFSET 0`;
+  if (inner.length === 0) {
+    return `${r}.id IN (SELECT ${a}.id FROM (${ids}) ${a})`;
+  }
+  const u = p.alias('u');
+  const rows = `SELECT ${p.add(resourceType)}::text AS resource_type, ${u}.id FROM (${ids}) ${u}`;
+  const perRow = p.perRow;
+  p.perRow = true;
+  try {
+    return `${r}.id IN (SELECT ${a}.id FROM (${rows}) ${a} WHERE ${inner.map((g) => filterSql(g, a, p)).join(' AND ')})`;
+  } finally {
+    p.perRow = perRow;
+  }
+}
+
+/**
+ * Whether a filter's SQL reads nothing of its resource but the type and id (every filter but
+ * `_lastUpdated`, which reads resource_current.last_updated). An anchored search checks such
+ * filters on the anchor's ids before it reads any resource (anchorSql `inner`): a patient's
+ * observations of one code out of twenty are then the only rows of resource_current it fetches.
+ */
+export function byTypeAndId(f: SearchFilter): boolean {
+  switch (f.kind) {
+    case 'date':
+      return f.code !== LAST_UPDATED;
+    case 'not':
+      return byTypeAndId(f.filter);
+    case 'or':
+    case 'and':
+      return f.filters.every(byTypeAndId);
+    case 'id':
+    case 'type':
+    case 'string':
+    case 'token':
+    case 'reference':
+    case 'number':
+    case 'quantity':
+    case 'uri':
+    case 'composite':
+    case 'missing':
+    case 'chain':
+    case 'has':
+      return true;
+  }
 }
 
 /**
@@ -418,7 +476,7 @@ export function filterSql(f: SearchFilter, r: string, p: SqlParams, rowOf: Exist
         return f.missing ? 'false' : 'true'; // every resource has one
       }
       const x = p.alias('m');
-      const exists = `EXISTS (SELECT 1 FROM ${TABLE[f.table]} ${x} WHERE ${x}.resource_type = ${r}.resource_type AND ${x}.id = ${r}.id AND ${x}.code = ${p.add(f.code)})`;
+      const exists = `EXISTS (SELECT 1 FROM ${TABLE[f.table]} ${x} WHERE ${x}.resource_type = ${r}.resource_type AND ${x}.id = ${r}.id AND ${x}.code = ${p.add(f.code)}${p.existsEnd})`;
       return f.missing ? `NOT ${exists}` : exists;
     }
     case 'not':
@@ -435,7 +493,7 @@ export function filterSql(f: SearchFilter, r: string, p: SqlParams, rowOf: Exist
       const inner = f.filters.map((g) => filterSql(g, t, p));
       return `EXISTS (SELECT 1 FROM search_reference ${x} JOIN resource_current ${t} ON ${t}.resource_type = ${x}.target_type AND ${t}.id = ${x}.target_id
         WHERE ${x}.resource_type = ${r}.resource_type AND ${x}.id = ${r}.id AND ${x}.code = ${p.add(f.code)}
-        AND ${x}.target_type = ${p.add(f.targetType)} AND NOT ${t}.deleted${inner.map((c) => ' AND ' + c).join('')})`;
+        AND ${x}.target_type = ${p.add(f.targetType)} AND NOT ${t}.deleted${inner.map((c) => ' AND ' + c).join('')}${p.existsEnd})`;
     }
     case 'has': {
       const x = p.alias('h');
@@ -443,7 +501,7 @@ export function filterSql(f: SearchFilter, r: string, p: SqlParams, rowOf: Exist
       const inner = f.filters.map((g) => filterSql(g, s, p));
       return `EXISTS (SELECT 1 FROM search_reference ${x} JOIN resource_current ${s} ON ${s}.resource_type = ${x}.resource_type AND ${s}.id = ${x}.id
         WHERE ${x}.resource_type = ${p.add(f.sourceType)} AND ${x}.code = ${p.add(f.code)}
-        AND ${x}.target_type = ${r}.resource_type AND ${x}.target_id = ${r}.id AND NOT ${s}.deleted${inner.map((c) => ' AND ' + c).join('')})`;
+        AND ${x}.target_type = ${r}.resource_type AND ${x}.target_id = ${r}.id AND NOT ${s}.deleted${inner.map((c) => ' AND ' + c).join('')}${p.existsEnd})`;
     }
   }
 }

@@ -31,7 +31,7 @@ import { CreateGroups, keyOf } from './create-groups';
 import { LazyTransaction } from './lazy-transaction';
 import { cacheKey, ReadCache } from './read-cache';
 import { matchAll } from '../../search/match';
-import { anchorSql, filterSql, indexIdsSql, isPatientAnchor, isStringAnchor, keysetSql, type SortColumn, sortColumns, SqlParams } from './search-sql';
+import { anchorSql, byTypeAndId, filterSql, indexIdsSql, isPatientAnchor, isStringAnchor, keysetSql, type SortColumn, sortColumns, SqlParams } from './search-sql';
 
 interface CurrentRow {
   version_id: number;
@@ -183,7 +183,16 @@ class PgReader implements StoreReader {
     } else if (types.length > 1) {
       where.push(`r.resource_type = ANY(${p.add(types, 'text[]')})`);
     }
-    flatFilters(query.filters).forEach((f, i) => where.push(i === anchor ? anchorSql(f, types[0], 'r', p) : filterSql(f, 'r', p)));
+    const filters = flatFilters(query.filters);
+    if (anchor < 0) {
+      where.push(...filters.map((f) => filterSql(f, 'r', p)));
+      return where;
+    }
+    // The other filters that read only the type and id are checked on the anchor's ids, before
+    // any resource is read; the rest (_lastUpdated) on each resource read.
+    const rest = filters.filter((_, i) => i !== anchor);
+    where.push(anchorSql(filters[anchor], types[0], 'r', p, rest.filter(byTypeAndId)));
+    where.push(...rest.filter((f) => !byTypeAndId(f)).map((f) => filterSql(f, 'r', p)));
     return where;
   }
 

@@ -6,7 +6,7 @@
  */
 import { createRegistry } from '../../../src/search/definitions';
 import { SearchParser } from '../../../src/search/parse';
-import { isPatientAnchor, isStringAnchor, prefixEnd } from '../../../src/store/postgres/search-sql';
+import { byTypeAndId, isPatientAnchor, isStringAnchor, prefixEnd } from '../../../src/store/postgres/search-sql';
 import { isResourceType } from '../../../src/validation/schema';
 import { compartmentFilter } from '../../../src/auth/policy';
 import type { SearchFilter } from '../../../src/store/api';
@@ -38,6 +38,26 @@ test.each([
   ['Patient', 'general-practitioner=Practitioner/x', [false]],
 ])('%s?%s -> %j', (type, qs, expected) => {
   expect(anchors(type, qs)).toEqual(expected);
+});
+
+// Which filters an anchored search checks on the anchor's ids, before reading resources: those
+// that read nothing but the type and id. `_lastUpdated` reads resource_current.last_updated.
+test.each([
+  ['Observation', 'code=http://loinc.org|85354-9&status=final&date=ge2020', [true, true, true]],
+  ['Observation', '_id=a,b&subject:Patient.name=ann&value-quantity:missing=true', [true, true, true]],
+  ['Observation', 'code:not=x&_has:Provenance:target:agent=Practitioner/p', [true, true]],
+  ['Observation', '_lastUpdated=gt2020-01-01', [false]],
+  ['Observation', '_lastUpdated:missing=true', [true]], // no column read: every resource has one
+])('byTypeAndId: %s?%s -> %j', (type, qs, expected) => {
+  expect(anchors(type, qs, byTypeAndId)).toEqual(expected);
+});
+
+test('byTypeAndId looks inside NOT, OR and AND', () => {
+  const lastUpdated: SearchFilter = { kind: 'date', code: '_lastUpdated', values: [{ prefix: 'gt', start: '2020-01-01T00:00:00Z', end: '2020-01-02T00:00:00Z' }] };
+  const token: SearchFilter = { kind: 'token', code: 'code', values: [{ value: 'x' }] };
+  expect(byTypeAndId({ kind: 'not', filter: lastUpdated })).toBe(false);
+  expect(byTypeAndId({ kind: 'or', filters: [token, lastUpdated] })).toBe(false);
+  expect(byTypeAndId({ kind: 'and', filters: [token, { kind: 'not', filter: token }] })).toBe(true);
 });
 
 describe('a Patient compartment (Patient/x/Type, and what a patient-scoped token may see)', () => {
