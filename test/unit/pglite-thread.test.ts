@@ -56,6 +56,26 @@ describe('PGlite on a worker thread', () => {
           'f3f1c0de-0000-4000-8000-000000000001'::uuid AS w`,
         ['param', 7],
       ],
+      // Parameters are encoded on the calling thread (bind-params.ts): NULL, multi-byte and
+      // astral characters, array literals with quotes, backslashes and NULLs, dates, objects, bytes,
+      // an empty string and a megabyte, as PGlite's own serializer sends them.
+      [
+        `SELECT $1::text AS a, $2::text AS b, $3::text[] AS c, $4::int AS d, $5::timestamptz AS e, $6::jsonb AS f, $7::bool AS g,
+          $8::text AS h, $9::bytea AS i, length($10::text) AS j, octet_length($10::text) AS k, right($10::text, 3) AS l, $11::text AS m`,
+        [
+          null,
+          'Zoë ✓ 𝄞 "q" \\ back',
+          ['a"b', 'c\\d', null, 'é,{}', ''],
+          42,
+          new Date('2026-01-02T03:04:05.678Z'),
+          { x: [1, 'é'] },
+          true,
+          '',
+          new Uint8Array([0, 255]),
+          'x'.repeat(1_000_000) + 'é𝄞',
+          undefined,
+        ],
+      ],
       ['SELECT g AS n, repeat(chr(65 + g % 26), g % 300) AS s, g % 3 = 0 AS even FROM generate_series(1, 20000) g', []],
       ['SELECT 1 AS same, 2 AS same', []],
       ['SELECT 1 AS a WHERE false', []],

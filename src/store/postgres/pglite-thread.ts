@@ -12,6 +12,7 @@
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { projectRoot } from '../../util/root';
+import { encodeBindParams } from './bind-params';
 import type { Driver, Queryable, QueryOptions } from './driver';
 
 interface Reply {
@@ -92,7 +93,7 @@ export async function openPgliteThread(dataDir: string | undefined, startParams:
   worker.on('error', (err) => failAll(err));
   worker.on('exit', (code) => failAll(new Error(`the embedded database thread stopped (exit code ${code})`)));
 
-  const send = (msg: Record<string, unknown>): Promise<unknown[] | undefined> => {
+  const send = (msg: Record<string, unknown>, transfer?: ArrayBuffer[]): Promise<unknown[] | undefined> => {
     if (failure) {
       return Promise.reject(failure);
     }
@@ -102,14 +103,16 @@ export async function openPgliteThread(dataDir: string | undefined, startParams:
         worker.ref();
       }
       pending.set(id, { resolve, reject });
-      worker.postMessage({ ...msg, id });
+      worker.postMessage({ ...msg, id }, transfer);
     });
   };
 
   const on = (tx: number): Queryable => ({
     async query<R>(sql: string, params?: unknown[], options?: QueryOptions): Promise<R[]> {
       const prepare = options?.prepare === true;
-      return (await send({ op: 'query', sql, params, tx, prepare, plan: prepare ? options?.plan : undefined })) as R[];
+      // Encoded here, not on the database thread, which is the busier one (bind-params.ts).
+      const bind = encodeBindParams(params ?? []);
+      return (await send({ op: 'query', sql, bind, tx, prepare, plan: prepare ? options?.plan : undefined }, [bind.buffer as ArrayBuffer])) as R[];
     },
     async exec(sql: string): Promise<void> {
       await send({ op: 'exec', sql, tx });

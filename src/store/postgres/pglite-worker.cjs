@@ -4,7 +4,7 @@
  * starts it). PGlite runs each statement synchronously in WebAssembly; here that work runs while
  * the main thread parses, validates and indexes the next request, on the machine's other core.
  *
- * Messages in:  { id, op: 'query', sql, params, tx, prepare?, plan? } | { id, op: 'exec', sql, tx }
+ * Messages in:  { id, op: 'query', sql, bind, tx, prepare?, plan? } | { id, op: 'exec', sql, tx }
  *               { id, op: 'begin', tx } | { id, op: 'end', tx, commit } | { id, op: 'close' }
  * Messages out: { id, ok: true, rows? } | { id, ok: false, error: { message, ...fields } }
  *               { ready: true } | { ready: false, error }
@@ -13,8 +13,9 @@
  * Statements go to PostgreSQL as one wire-protocol message each (Parse, Bind, Describe, Execute,
  * Sync together) through PGlite's raw protocol entry point, and run synchronously as they arrive:
  * PGlite's own `query()` makes six separate calls into WebAssembly per statement (parse,
- * describe, bind, describe, execute, sync), about 0.15 ms more per statement. Parameters are
- * encoded as node-postgres encodes them (pg's prepareValue), so both drivers send the same text.
+ * describe, bind, describe, execute, sync), about 0.15 ms more per statement. Parameters arrive
+ * encoded for the Bind message (`bind`: bind-params.ts, on the calling thread, as node-postgres
+ * converts them, so both drivers send the same text).
  * A statement sent with `prepare` (its text is one of a small fixed set) is kept as a named
  * prepared statement: parsed once, planned by PostgreSQL's plan cache. One sent with a `plan`
  * too runs between two tiny prepared statements that set plan_cache_mode and reset it, in the
@@ -30,7 +31,6 @@
  */
 const { parentPort, workerData } = require('node:worker_threads');
 const { PGlite, protocol, parse, types } = require('@electric-sql/pglite');
-const { prepareValue } = require('pg/lib/utils');
 
 const ser = protocol.serialize;
 /** Named prepared statements kept at most (a fixed set in practice; beyond this, unnamed). */
@@ -211,11 +211,25 @@ function prepareSwitches() {
 }
 
 /**
+ * A Bind message to the unnamed portal from statement `name`, as parts: its header and `section`,
+ * the parameters encoded by the calling thread (bind-params.ts encodeBindParams).
+ */
+function bindMessage(name, section) {
+  const nameBytes = Buffer.byteLength(name, 'utf8');
+  const head = Buffer.allocUnsafe(7 + nameBytes);
+  head[0] = 0x42; // 'B'
+  head.writeInt32BE(4 + 1 + nameBytes + 1 + section.byteLength, 1);
+  head[5] = 0; // portal ''
+  head.write(name, 6, 'utf8');
+  head[6 + nameBytes] = 0;
+  return [head, Buffer.from(section.buffer, section.byteOffset, section.byteLength)];
+}
+
+/**
  * One parameterised statement: its rows, as PGlite's query() would return them. `plan`
  * ('generic' or 'custom', with `prepare`): how PostgreSQL plans it (see the header).
  */
-function query(sql, params, prepare, plan) {
-  const values = (params ?? []).map((v) => prepareValue(v));
+function query(sql, bind, prepare, plan) {
   let name = prepare ? prepared.get(sql) : undefined;
   const parts = [];
   const wrapped = prepare && (plan === 'generic' || plan === 'custom');
@@ -228,7 +242,7 @@ function query(sql, params, prepare, plan) {
     parts.push(ser.parse({ name: naming, text: sql, types: [] }));
     name = naming ?? '';
   }
-  parts.push(ser.bind({ statement: name, values }), ser.describe({ type: 'P' }), ser.execute({}));
+  parts.push(...bindMessage(name, bind), ser.describe({ type: 'P' }), ser.execute({}));
   if (wrapped) {
     parts.push(ser.bind({ statement: PLAN_RESET, values: [] }), ser.execute({}));
   }
@@ -266,7 +280,7 @@ function run(msg) {
   switch (msg.op) {
     case 'query':
       try {
-        return query(msg.sql, msg.params, msg.prepare === true, msg.plan);
+        return query(msg.sql, msg.bind, msg.prepare === true, msg.plan);
       } catch (err) {
         if (msg.tx) {
           holderFailed = true;
