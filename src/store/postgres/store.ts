@@ -226,9 +226,15 @@ class PgReader implements StoreReader {
         out.push(f);
         continue;
       }
+      // The targets' own search, anchored (and planned once) when it is a lookup such as a name.
       const p = new SqlParams();
-      const where = ['NOT t.deleted', `t.resource_type = ${p.add(f.targetType)}`, ...f.filters.map((g) => filterSql(g, 't', p))];
-      const rows = await this.q.query<{ id: string }>(`SELECT t.id FROM resource_current t WHERE ${where.join(' AND ')} LIMIT ${p.add(CHAIN_TARGETS_INLINE + 1, 'int')}`, p.values);
+      const targets: SearchQuery = { resourceType: f.targetType, filters: f.filters, count: CHAIN_TARGETS_INLINE + 1 };
+      const anchor = anchorOf(targets);
+      const where = this.whereOf(targets, p, anchor);
+      const rows = await this.q.query<{ id: string }>(`SELECT r.id FROM resource_current r WHERE ${where.join(' AND ')} LIMIT ${p.add(targets.count, 'int')}`, p.values, {
+        prepare: true,
+        plan: anchor >= 0 ? 'generic' : 'custom',
+      });
       out.push(rows.length > CHAIN_TARGETS_INLINE ? f : { kind: 'reference', code: f.code, values: rows.map((row) => ({ targetType: f.targetType, targetId: row.id })) });
     }
     return out;
