@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { Driver } from '../../src/store/postgres/driver';
-import { openPgliteThread } from '../../src/store/postgres/pglite-thread';
+import { openPgliteThread, type PgliteThreadDriver } from '../../src/store/postgres/pglite-thread';
 
 const ROOT = join(__dirname, '..', '..');
 
@@ -162,9 +162,10 @@ describe('PGlite on a worker thread', () => {
     await expect(db.query('SELEC name FROM t', [], { prepare: true })).rejects.toMatchObject({ code: '42601' });
   });
 
-  // plan 'generic': the statement runs between SET plan_cache_mode = force_generic_plan and RESET, in
-  // one message. Its rows are its own (not the SET's), PostgreSQL plans it without its values, and
-  // the setting is back to normal afterwards, also when the statement failed (in a transaction too).
+  // plan 'generic': the statement runs under SET plan_cache_mode = force_generic_plan, sent in the
+  // same message when the mode was not already that. Its rows are its own (not the SET's),
+  // PostgreSQL plans it without its values, and a statement that asks for nothing runs under the
+  // default again, also after the statement failed (in a transaction too).
   test('a generic statement is planned without its values, and the plan cache setting is restored', async () => {
     await db.exec('CREATE TABLE gen (id int PRIMARY KEY, name text)');
     await db.query('INSERT INTO gen SELECT g, $1 || g FROM generate_series(100, 119) g', ['generic-']);
@@ -212,6 +213,59 @@ describe('PGlite on a worker thread', () => {
     expect(await plans('custom-test')).toEqual([{ generic_plans: 0, custom_plans: 8 }]);
     expect((await plans('auto-test'))[0].generic_plans).toBeGreaterThan(0);
     expect((await db.query<{ plan_cache_mode: string }>('SHOW plan_cache_mode'))[0].plan_cache_mode).toBe('auto');
+  });
+
+  // The mode stays set after a statement, so a run of statements of one kind sets it once; any
+  // other kind sets it again, and so does the next statement after a failure or a rollback, which
+  // undo a SET made in their transaction.
+  test('plan_cache_mode is set only when the next statement needs another one', async () => {
+    await db.exec('CREATE TABLE sticky (id int PRIMARY KEY, name text)');
+    await db.query("INSERT INTO sticky SELECT g, 's' || g FROM generate_series(1, 30) g");
+    const gen = 'SELECT name FROM sticky WHERE id = $1 /* sticky-generic */';
+    const cus = 'SELECT name FROM sticky WHERE id = $1 /* sticky-custom */';
+    const driver = db as PgliteThreadDriver;
+    const switches = async (fn: () => Promise<unknown>): Promise<number> => {
+      const before = await driver.planSwitches();
+      await fn();
+      return (await driver.planSwitches()) - before;
+    };
+    const times = async (n: number, sql: string, plan?: 'generic' | 'custom'): Promise<void> => {
+      for (let i = 1; i <= n; i++) {
+        expect(await db.query(sql, [i], plan ? { prepare: true, plan } : { prepare: true })).toEqual([{ name: `s${i}` }]);
+      }
+    };
+    expect(await switches(() => times(5, gen, 'generic'))).toBe(1);
+    expect(await switches(() => times(4, cus, 'custom'))).toBe(1);
+    expect(await switches(() => times(3, gen, 'generic'))).toBe(1);
+    expect(await switches(() => db.query('SELECT 1 AS one'))).toBe(1); // the default again
+    expect(await switches(() => db.query('SELECT 2 AS two'))).toBe(0);
+    // Each kind got its own plans, though they alternated.
+    const plans = await db.query<{ statement: string; generic_plans: number; custom_plans: number }>(
+      "SELECT statement, generic_plans::int, custom_plans::int FROM pg_prepared_statements WHERE statement LIKE '%sticky-%' AND name <> '' ORDER BY statement",
+    );
+    expect(plans.map((p) => [p.statement.includes('sticky-custom') ? 'custom' : 'generic', p.generic_plans, p.custom_plans])).toEqual([
+      ['custom', 0, 4],
+      ['generic', 8, 0],
+    ]);
+    // A failure undoes the SET made in its message: the next statement sets the mode again.
+    await times(1, gen, 'generic');
+    await expect(db.query(gen, ['x'], { prepare: true, plan: 'generic' })).rejects.toMatchObject({ code: '22P02' });
+    expect(await switches(() => times(2, gen, 'generic'))).toBe(1);
+    // So does a rollback, for a SET made inside the transaction.
+    await db.query('SELECT 1 AS one');
+    await expect(
+      db.transaction(async (q) => {
+        await q.query(gen, [1], { prepare: true, plan: 'generic' });
+        throw new Error('changed its mind');
+      }),
+    ).rejects.toThrow('changed its mind');
+    expect((await db.query<{ plan_cache_mode: string }>('SHOW plan_cache_mode'))[0].plan_cache_mode).toBe('auto');
+    expect(await switches(() => times(1, gen, 'generic'))).toBe(1);
+    // A committed one stays.
+    await db.transaction(async (q) => {
+      await q.query(cus, [1], { prepare: true, plan: 'custom' });
+    });
+    expect(await switches(() => times(2, cus, 'custom'))).toBe(0);
   });
 
   test('a script (a migration) makes prepared statements prepare again: a new column is seen', async () => {

@@ -31,8 +31,14 @@ function rebuild(fields: Record<string, unknown> & { message: string }): Error {
   return err;
 }
 
+/** The thread's driver, with what it can tell about itself. */
+export interface PgliteThreadDriver extends Driver {
+  /** Statements sent so far after a change of plan_cache_mode (pglite-worker.cjs planMode). */
+  planSwitches(): Promise<number>;
+}
+
 /** Opens PGlite on a thread of its own (`dataDir` must exist, or be undefined for memory). */
-export async function openPgliteThread(dataDir: string | undefined, startParams: string[]): Promise<Driver> {
+export async function openPgliteThread(dataDir: string | undefined, startParams: string[]): Promise<PgliteThreadDriver> {
   const worker = new Worker(join(projectRoot(), 'src', 'store', 'postgres', 'pglite-worker.cjs'), {
     workerData: { dataDir, startParams },
     // The thread's JavaScript is message copies and PGlite's protocol handling, all short-lived: a
@@ -125,6 +131,10 @@ export async function openPgliteThread(dataDir: string | undefined, startParams:
     pipelined: true,
     query: base.query,
     exec: base.exec,
+    async planSwitches(): Promise<number> {
+      const stats = (await send({ op: 'stats' })) as unknown as { planSwitches: number };
+      return stats.planSwitches;
+    },
     async transaction<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
       const tx = nextTx++;
       await send({ op: 'begin', tx });

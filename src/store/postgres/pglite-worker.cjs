@@ -6,6 +6,7 @@
  *
  * Messages in:  { id, op: 'query', sql, bind, tx, prepare?, plan? } | { id, op: 'exec', sql, tx }
  *               { id, op: 'begin', tx } | { id, op: 'end', tx, commit } | { id, op: 'close' }
+ *               { id, op: 'stats' } (answers { planSwitches })
  * Messages out: { id, ok: true, rows? } | { id, ok: false, error: { message, ...fields } }
  *               { ready: true } | { ready: false, error }
  * `tx` names an open transaction (0: none).
@@ -18,13 +19,15 @@
  * converts them, so both drivers send the same text).
  * A statement sent with `prepare` (its text is one of a small fixed set) is kept as a named
  * prepared statement: parsed once, planned by PostgreSQL's plan cache. One sent with a `plan`
- * too runs between two tiny prepared statements that set plan_cache_mode and reset it, in the
- * same message: 'generic' (its plan does not depend on its values) is planned once, where the
- * plan cache would plan it again at every execution whenever its estimate for the generic plan
- * is worse than for the custom ones (as for a range condition, whose generic estimate is a
- * fixed fraction of the table); 'custom' is planned with its values every time, where the plan
- * cache could settle on a generic plan that suits some values only. Should the statement fail,
- * the setting is undone with the failed transaction.
+ * too runs under plan_cache_mode set for it: 'generic' (its plan does not depend on its values)
+ * is planned once, where the plan cache would plan it again at every execution whenever its
+ * estimate for the generic plan is worse than for the custom ones (as for a range condition,
+ * whose generic estimate is a fixed fraction of the table); 'custom' is planned with its values
+ * every time, where the plan cache could settle on a generic plan that suits some values only.
+ * Every other statement runs under the default ('auto'). The mode is changed by a tiny prepared
+ * statement in the same message as the statement, only when it differs from the last one set
+ * (planMode), so a run of searches of one kind sets it once. Should the statement fail, the
+ * setting is undone with the failed transaction, and set again next time.
  *
  * One connection: while a transaction is open, statements of other callers (and other BEGINs)
  * wait here in arrival order until it ends, as PGlite's own transaction lock would make them.
@@ -39,9 +42,19 @@ const MAX_PREPARED = 500;
 let db;
 /** SQL text -> prepared statement name. */
 const prepared = new Map();
-/** Prepared statements around a statement sent with a `plan` (prepareSwitches). */
-const PLAN_SWITCH = { generic: 'plan_generic', custom: 'plan_custom' };
-const PLAN_RESET = 'plan_reset';
+/**
+ * Prepared statements that set plan_cache_mode for what a statement asks (prepareSwitches):
+ * `plan` 'generic' and 'custom', and the default ('auto') for any other statement.
+ */
+const PLAN_SWITCH = { generic: 'plan_generic', custom: 'plan_custom', auto: 'plan_reset' };
+/**
+ * The session's plan_cache_mode as this thread last set it ('auto', 'generic', 'custom'), or
+ * undefined when it cannot be known (at start, after a failed statement, a rolled-back
+ * transaction or a script): the next statement then sets it whatever it was.
+ */
+let planMode;
+/** How many statements were sent after a change of plan_cache_mode (stats op). */
+let planSwitches = 0;
 let nextStatement = 1;
 /** The transaction holding the connection (0: none), and whether a statement of it failed. */
 let holder = 0;
@@ -124,7 +137,7 @@ function fastRows(answer, wrapped) {
   let oids;
   let parsed = false;
   let complete = false;
-  // A wrapped statement's answer starts with the SET's CommandComplete (and ends with RESET's).
+  // A wrapped statement's answer starts with the SET's CommandComplete.
   const before = wrapped ? 1 : 0;
   let commands = 0;
   let at = 0;
@@ -193,14 +206,14 @@ function fastRows(answer, wrapped) {
   return { rows: complete ? rows : [], parsed };
 }
 
-/** (Re)creates the PLAN_SWITCH and PLAN_RESET statements (at start, and after DEALLOCATE ALL). */
+/** (Re)creates the PLAN_SWITCH statements (at start, and after DEALLOCATE ALL). */
 function prepareSwitches() {
   const { error } = messagesOf(
     exchange(
       Buffer.concat([
         ser.parse({ name: PLAN_SWITCH.generic, text: 'SET plan_cache_mode = force_generic_plan', types: [] }),
         ser.parse({ name: PLAN_SWITCH.custom, text: 'SET plan_cache_mode = force_custom_plan', types: [] }),
-        ser.parse({ name: PLAN_RESET, text: 'RESET plan_cache_mode', types: [] }),
+        ser.parse({ name: PLAN_SWITCH.auto, text: 'RESET plan_cache_mode', types: [] }),
         ser.sync(),
       ]),
     ),
@@ -232,9 +245,13 @@ function bindMessage(name, section) {
 function query(sql, bind, prepare, plan) {
   let name = prepare ? prepared.get(sql) : undefined;
   const parts = [];
-  const wrapped = prepare && (plan === 'generic' || plan === 'custom');
+  const mode = prepare && (plan === 'generic' || plan === 'custom') ? plan : 'auto';
+  // The mode stays set after the statement: a run of statements that ask for the same one (a
+  // search load) sets it once. Setting it took 30-50 us per statement in WebAssembly.
+  const wrapped = mode !== planMode;
   if (wrapped) {
-    parts.push(ser.bind({ statement: PLAN_SWITCH[plan], values: [] }), ser.execute({}));
+    parts.push(ser.bind({ statement: PLAN_SWITCH[mode], values: [] }), ser.execute({}));
+    planSwitches++;
   }
   let naming;
   if (name === undefined) {
@@ -243,16 +260,17 @@ function query(sql, bind, prepare, plan) {
     name = naming ?? '';
   }
   parts.push(...bindMessage(name, bind), ser.describe({ type: 'P' }), ser.execute({}));
-  if (wrapped) {
-    parts.push(ser.bind({ statement: PLAN_RESET, values: [] }), ser.execute({}));
-  }
   parts.push(ser.sync());
+  // Unknown until the answer says the statement succeeded (a failure undoes the SET with its
+  // transaction).
+  planMode = undefined;
   const answer = exchange(Buffer.concat(parts));
   const fast = fastRows(answer, wrapped);
   if (fast) {
     if (naming !== undefined && fast.parsed) {
       prepared.set(sql, naming);
     }
+    planMode = mode;
     return fast.rows;
   }
   const { messages, error } = messagesOf(answer);
@@ -263,6 +281,7 @@ function query(sql, bind, prepare, plan) {
   if (error) {
     throw error;
   }
+  planMode = mode;
   // One result per CommandComplete: a wrapped statement's is the second (after the SET's).
   return parse.parseResults(messages, db.parsers)[wrapped ? 1 : 0].rows;
 }
@@ -288,6 +307,8 @@ function run(msg) {
         throw err;
       }
     case 'exec':
+      // A script may change any setting.
+      planMode = undefined;
       try {
         simple(msg.sql);
       } catch (err) {
@@ -318,13 +339,28 @@ function run(msg) {
       holder = 0;
       holderFailed = false;
       known.delete(msg.tx);
-      const done = simple(msg.commit ? 'COMMIT' : 'ROLLBACK');
+      // A SET inside the transaction is undone when it rolls back.
+      if (!msg.commit || failed) {
+        planMode = undefined;
+      }
+      let done;
+      try {
+        done = simple(msg.commit ? 'COMMIT' : 'ROLLBACK');
+      } catch (err) {
+        planMode = undefined;
+        throw err;
+      }
       const tag = done.find((m) => m.name === 'commandComplete');
+      if (tag && tag.text === 'ROLLBACK') {
+        planMode = undefined;
+      }
       if (msg.commit && (failed || (tag && tag.text === 'ROLLBACK'))) {
         throw new Error('the transaction was rolled back: a statement in it failed');
       }
       return undefined;
     }
+    case 'stats':
+      return { planSwitches };
     default:
       throw new Error(`unknown operation ${msg.op}`);
   }
