@@ -65,11 +65,3 @@ export function newResourceId(now: number = Date.now()): string {
   }
   return s;
 }
-
-/** The millisecond timestamp a UUIDv7 carries (undefined for any other string). */
-export function uuidv7Time(id: string): number | undefined {
-  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(id)) {
-    return undefined;
-  }
-  return parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
-}

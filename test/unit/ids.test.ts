@@ -1,6 +1,11 @@
-import { newResourceId, uuidv7Time } from '../../src/fhir/ids';
+import { newResourceId } from '../../src/fhir/ids';
 
 const V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+/** The millisecond timestamp a UUIDv7 carries (undefined for any other string). */
+function uuidv7Time(id: string): number | undefined {
+  return V7.test(id) ? parseInt(id.slice(0, 8) + id.slice(9, 13), 16) : undefined;
+}
 
 describe('newResourceId (UUID version 7)', () => {
   it('is a version 7, RFC 9562 variant UUID carrying the time it was made', () => {
