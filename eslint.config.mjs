@@ -19,9 +19,10 @@ export default tseslint.config(
     },
   },
   {
-    // The bot sandbox's worker and the embedded database's thread are plain CommonJS (they run
-    // from src/ as they are, see src/bots/sandbox.ts and src/store/postgres/pglite-thread.ts).
-    files: ['src/bots/sandbox-worker.js', 'src/store/postgres/pglite-worker.cjs'],
+    // The bot sandbox's worker, the embedded database's thread and its initdb child process are
+    // plain CommonJS (they run from src/ as they are, see src/bots/sandbox.ts and
+    // src/store/postgres/pglite-thread.ts).
+    files: ['src/bots/sandbox-worker.js', 'src/store/postgres/pglite-worker.cjs', 'src/store/postgres/pglite-init.cjs'],
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {

@@ -5,6 +5,8 @@
  * keep a process alive when idle nor lose statements sent before close.
  */
 import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Driver } from '../../src/store/postgres/driver';
 import { openPgliteThread, type PgliteThreadDriver } from '../../src/store/postgres/pglite-thread';
@@ -352,4 +354,46 @@ describe('PGlite on a worker thread', () => {
     expect(run.stdout).toMatch(/after close; late statement refused: (the embedded database is closed|the embedded database thread stopped)/);
     expect(run.status).toBe(3);
   }, 70_000);
+});
+
+describe('PGlite on a worker thread, in a data directory', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'continuum-thread-'));
+  });
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  // initdb ran on the serving thread, and PGlite kept what it allocated: ~500 MB of WebAssembly
+  // memory and ArrayBuffers more on that thread than after any later start, for the life of the
+  // process. The directory is now created in a child process first.
+  test('a fresh directory is created, and the thread holds no more memory than after a restart', async () => {
+    const fresh = await openPgliteThread(dir, ['-c', 'shared_buffers=16MB']);
+    let first: { external: number; arrayBuffers: number };
+    try {
+      expect(existsSync(join(dir, 'PG_VERSION'))).toBe(true);
+      await fresh.exec('CREATE TABLE kept (n int)');
+      await fresh.query('INSERT INTO kept VALUES ($1)', [7]);
+      first = await fresh.threadMemory();
+    } finally {
+      await fresh.close();
+    }
+    const again = await openPgliteThread(dir, ['-c', 'shared_buffers=16MB']);
+    try {
+      expect(await again.query<{ n: number }>('SELECT n FROM kept')).toEqual([{ n: 7 }]);
+      const later = await again.threadMemory();
+      // The same instance either way: WebAssembly memory (128 MB) plus PGlite's files (~8 MB),
+      // give or take garbage not yet collected (initdb's left ~430 MB external more).
+      const slack = 64 * 1024 * 1024;
+      expect(first.external).toBeLessThan(later.external + slack);
+      expect(first.arrayBuffers).toBeLessThan(later.arrayBuffers + slack);
+    } finally {
+      await again.close();
+    }
+  }, 120_000);
+
+  test('a directory that cannot be created fails with the reason and the path', async () => {
+    await expect(openPgliteThread(dir, ['-c', 'shared_buffers=banana'])).rejects.toThrow(`could not create its data directory ${dir}`);
+  }, 60_000);
 });

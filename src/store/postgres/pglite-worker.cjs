@@ -6,7 +6,8 @@
  *
  * Messages in:  { id, op: 'query', sql, bind, tx, prepare?, plan? } | { id, op: 'exec', sql, tx }
  *               { id, op: 'begin', tx } | { id, op: 'end', tx, commit } | { id, op: 'close' }
- *               { id, op: 'stats' } (answers { planSwitches })
+ *               { id, op: 'stats' } (answers { planSwitches, memory: this thread's V8 heap,
+ *               external and ArrayBuffer bytes })
  * Messages out: { id, ok: true, rows? } | { id, ok: false, error: { message, ...fields } }
  *               { ready: true } | { ready: false, error }
  * `tx` names an open transaction (0: none).
@@ -359,8 +360,10 @@ function run(msg) {
       }
       return undefined;
     }
-    case 'stats':
-      return { planSwitches };
+    case 'stats': {
+      const { heapUsed, external, arrayBuffers } = process.memoryUsage();
+      return { planSwitches, memory: { heapUsed, external, arrayBuffers } };
+    }
     default:
       throw new Error(`unknown operation ${msg.op}`);
   }
