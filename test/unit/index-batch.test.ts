@@ -35,3 +35,22 @@ test('a resource with only those rows writes no index document', () => {
   });
   expect(batch.json()).toBeNull();
 });
+
+test('composite components are stored without their type tag and null fields; open ends as text', () => {
+  const batch = new IndexBatch();
+  batch.add('Observation', 'o1', {
+    ...empty,
+    composite: [
+      {
+        code: 'code-value-quantity',
+        components: [
+          { type: 'token', system: 'http://loinc.org', value: '8302-2', text: 'body height', typeSystem: null, typeCode: null },
+          { type: 'quantity', value: null, low: 100, high: Infinity, system: null, unitCode: 'cm', unit: null, canonicalValue: null, canonicalUnit: null },
+        ],
+      },
+    ],
+  });
+  expect(JSON.parse(batch.json() as string)).toEqual({
+    composite: [['Observation', 'o1', 'code-value-quantity', [{ system: 'http://loinc.org', value: '8302-2', text: 'body height' }, { low: 100, high: 'Infinity', unitCode: 'cm' }]]],
+  });
+});

@@ -71,7 +71,11 @@ export function compositeValues(def: SearchParamDef, registry: SearchParamRegist
             continue;
           }
           for (const tv of evaluateTyped(b.expression, repetition.node, ctx.resource)) {
-            values.push(...valuesOf(types[i], tv, ctx));
+            for (const value of valuesOf(types[i], tv, ctx)) {
+              if (!isTextOnly(value)) {
+                values.push(value);
+              }
+            }
           }
         }
         perComponent[i] = values;
@@ -90,6 +94,16 @@ export function compositeValues(def: SearchParamDef, registry: SearchParamRegist
     }
   }
   return out;
+}
+
+/**
+ * A token value with neither system nor code (a CodeableConcept's text alone). A composite's token
+ * component is matched on its code and system (composites take no `:text`), so a combination with
+ * one can never match a search: no row is written for it. (Half of Synthea's Observation
+ * composite rows were these.)
+ */
+function isTextOnly(v: CompositeComponent): boolean {
+  return v.type === 'token' && v.system === null && v.value === null && v.typeCode === null;
 }
 
 function combinations(lists: CompositeComponent[][]): CompositeComponent[][] {

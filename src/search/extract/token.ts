@@ -62,7 +62,13 @@ export function tokenValues(tv: TypedValue): TokenValue[] {
       }
       const text = str(v, 'text');
       if (text !== undefined) {
-        out.push(row(null, null, text));
+        // A coding whose display reads the same (normalized) already answers `:text` with this
+        // text, and `:missing` with its row: a row of the text alone would repeat it. (Synthea
+        // writes every text as its coding's display: a quarter of the token rows were these.)
+        const textRow = row(null, null, text);
+        if (!out.some((r) => r.text === textRow.text)) {
+          out.push(textRow);
+        }
       }
       break;
     }

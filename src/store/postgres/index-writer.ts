@@ -4,7 +4,7 @@
  * system, value, ...], ...], ...}, columns in table order. One document carries the rows of any
  * number of resources, so a transaction Bundle's index is written by one function call.
  */
-import type { IndexRows } from '../../search/extract/rows';
+import type { CompositeComponent, IndexRows } from '../../search/extract/rows';
 import type { ProjectionRow } from '../projections';
 import type { Queryable } from './driver';
 import { LAST_UPDATED } from './search-sql';
@@ -27,8 +27,23 @@ const COLUMNS: { [K in keyof IndexRows]: (row: IndexRows[K][number]) => unknown[
   number: (r) => [num(r.value), num(r.low), num(r.high)],
   quantity: (r) => [num(r.value), num(r.low), num(r.high), r.system, r.unitCode, r.unit, num(r.canonicalValue), r.canonicalUnit],
   uri: (r) => [r.value, r.version],
-  composite: (r) => [JSON.parse(JSON.stringify(r.components, (_k, v: unknown) => num(v)))],
+  composite: (r) => [r.components.map(storedComponent)],
 };
+
+/**
+ * A composite's component as stored in jsonb: without its type tag and its null fields, which
+ * nothing reads (search-sql.ts componentCond reads fields with `->>`, which answers null for an
+ * absent key as for a JSON null). Half the bytes to send, parse and store.
+ */
+function storedComponent(c: CompositeComponent): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(c)) {
+    if (key !== 'type' && value !== null && value !== undefined) {
+      out[key] = num(value);
+    }
+  }
+  return out;
+}
 
 /** Index rows of many resources, gathered for one write. */
 export class IndexBatch {

@@ -52,7 +52,8 @@ function obs(key: string, code: Observation['code'], status: Observation['status
 
 const OBSERVATIONS: Record<string, Observation> = {
   'o-weight': obs('o-weight', { coding: [{ system: LOINC, code: '29463-7', display: 'Body weight' }], text: 'Weight' }, 'final'),
-  'o-height': obs('o-height', { coding: [{ system: LOINC, code: '8302-2', display: 'Body height' }] }, 'preliminary'),
+  // Its text repeats the display, as Synthea writes them (stored as one row: extract/token.ts).
+  'o-height': obs('o-height', { coding: [{ system: LOINC, code: '8302-2', display: 'Body height' }], text: 'Body height' }, 'preliminary'),
   // The same code 'W1' with no system, and in a local system.
   'o-local': obs('o-local', { coding: [{ code: 'W1' }], text: 'Local weight code' }, 'amended'),
   'o-local-sys': obs('o-local-sys', { coding: [{ system: ACME_CODES, code: 'W1', display: 'Weight (acme)' }] }, 'final'),
@@ -157,6 +158,7 @@ describe(':text — a string search on CodeableConcept.text, Coding.display or I
     ['code:text=weight', ['o-weight', 'o-local-sys']], // text "Weight"; display "Weight (acme)"; not "Local weight code"
     ['code:text=BODY', ['o-weight', 'o-height']], // displays "Body weight", "Body height"
     ['code:text=body w', ['o-weight']],
+    ['code:text=body h', ['o-height']],
     ['code:text=local', ['o-local']], // CodeableConcept.text
     ['code:text=29463', []], // codes are not text
   ])('Observation?%s', expectSearch('Observation'));

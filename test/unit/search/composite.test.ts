@@ -106,6 +106,20 @@ describe('composite parameters', () => {
     expect(tuples(dr, 'relationship')).toEqual(['|replaces $ DocumentReference/old']);
   });
 
+  test('a code given as text alone makes no tuple (composite tokens match on codes only)', () => {
+    const r = extract({
+      resourceType: 'Observation',
+      status: 'final',
+      code: { coding: [{ system: 'http://loinc.org', code: '8302-2', display: 'Body height' }], text: 'Height' },
+      valueQuantity: { value: 180, unit: 'cm', system: 'http://unitsofmeasure.org', code: 'cm' },
+    });
+    expect(tuples(r, 'code-value-quantity')).toEqual(['http://loinc.org|8302-2 $ 180 cm']);
+    const textOnly = extract({ resourceType: 'Observation', status: 'final', code: { text: 'Height' }, valueQuantity: { value: 180, code: 'cm' } });
+    expect(tuples(textOnly, 'code-value-quantity')).toEqual([]);
+    // The token parameter still has the text (for `:text`).
+    expect(rowsOf(textOnly, 'token', 'code').map((x) => x.text)).toEqual(['height']);
+  });
+
   test('a repetition missing a component gives no tuple', () => {
     const obs = extract({
       resourceType: 'Observation',

@@ -14,6 +14,25 @@ describe('token parameters', () => {
     ]);
   });
 
+  test('CodeableConcept.text that reads as a coding\'s display (normalized) adds no row of its own', () => {
+    const r = extract({
+      resourceType: 'Observation',
+      status: 'final',
+      code: { coding: [{ system: 'http://loinc.org', code: '8302-2', display: 'Body Height' }], text: 'body  height' },
+    });
+    expect(rowsOf(r, 'token', 'code')).toEqual([{ system: 'http://loinc.org', value: '8302-2', text: 'body height', typeSystem: null, typeCode: null }]);
+    // A text that differs from every display keeps its row (`:text` must find it).
+    const other = extract({
+      resourceType: 'Observation',
+      status: 'final',
+      code: { coding: [{ system: 'http://loinc.org', code: '8302-2', display: 'Body height' }], text: 'Height' },
+    });
+    expect(rowsOf(other, 'token', 'code').map((x) => [x.value, x.text])).toEqual([
+      ['8302-2', 'body height'],
+      [null, 'height'],
+    ]);
+  });
+
   test('CodeableConcept with only text', () => {
     expect(rowsOf(obs, 'token', 'method')).toEqual([{ system: null, value: null, text: 'auscultation', typeSystem: null, typeCode: null }]);
   });
