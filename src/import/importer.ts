@@ -7,7 +7,7 @@ import { FhirError } from '../errors';
 import { handle } from '../fhir/router';
 import type { RequestContext } from '../fhir/types';
 import { type WriteItem, writeMany, writeRequest, WRITE_GROUP } from '../fhir/write-many';
-import { parseJsonBody } from '../util/json';
+import { parseJsonText } from '../util/json';
 import { fileSize, isNdjson, listFiles, readLines, readText } from './sources';
 import { Progress } from './progress';
 
@@ -69,7 +69,7 @@ export async function importPaths(paths: string[], ctx: RequestContext, options:
       };
       for await (const { line, number } of readLines(file)) {
         try {
-          group.push({ item: { resource: parseJsonBody(Buffer.from(line), ctx.limits.maxJsonDepth) as Resource }, number });
+          group.push({ item: { resource: parseJsonText(line, ctx.limits.maxJsonDepth) as Resource }, number });
         } catch (error) {
           group.push({ item: { error }, number });
         }
@@ -80,7 +80,7 @@ export async function importPaths(paths: string[], ctx: RequestContext, options:
       await writeGroup();
     } else {
       try {
-        const body = parseJsonBody(Buffer.from(await readText(file)), ctx.limits.maxJsonDepth) as Resource;
+        const body = parseJsonText(await readText(file), ctx.limits.maxJsonDepth) as Resource;
         if (body?.resourceType === 'Bundle' && (body.type === 'transaction' || body.type === 'batch')) {
           summary.bundles++;
           const out = await handle({ method: 'POST', path: '', query: {}, body, preferReturn: 'minimal' }, ctx);

@@ -56,7 +56,11 @@ export function findDangerousKey(value: unknown): string | undefined {
 
 /** Parses a JSON body after the depth check; names the problem on failure. */
 export function parseJsonBody(raw: Buffer, maxDepth: number): unknown {
-  const text = raw.toString('utf8');
+  return parseJsonText(raw.toString('utf8'), maxDepth);
+}
+
+/** parseJsonBody for text already decoded (import files and lines). */
+export function parseJsonText(text: string, maxDepth: number): unknown {
   if (text.trim() === '') {
     return undefined;
   }

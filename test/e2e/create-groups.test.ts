@@ -8,6 +8,7 @@ import { extractIndexValues } from '../../src/search/extract';
 import { createRegistry } from '../../src/search/definitions';
 import type { ResourceLike } from '../../src/store/api';
 import type { Driver } from '../../src/store/postgres/driver';
+import { type TextArrayParam } from '../../src/store/postgres/text-array';
 import { migrate } from '../../src/store/postgres/migrate';
 import { openPglite } from '../../src/store/postgres/pglite';
 import { PgStore } from '../../src/store/postgres/store';
@@ -31,7 +32,7 @@ describe('group commit of plain creates (embedded store)', () => {
       pipelined: opened.pipelined,
       query: (sql, params, options) => {
         if (sql.includes('continuum_create')) {
-          statements.push([...(params?.[1] as string[])]);
+          statements.push([...(params?.[1] as TextArrayParam).values] as string[]);
         }
         return opened.query(sql, params, options);
       },

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import type { Driver, Queryable } from './driver';
 import { openPgliteThread } from './pglite-thread';
+import { TextArrayParam } from './text-array';
 
 /**
  * The embedded store's buffer pool (PostgreSQL `shared_buffers`; CONTINUUM_SHARED_BUFFERS). It is
@@ -39,7 +40,8 @@ export async function openPglite(dataDir: string | undefined, options: { sharedB
   }
   const wrap = (q: PgliteLike): Queryable => ({
     async query<R>(sql: string, params?: unknown[]): Promise<R[]> {
-      const res = await q.query(sql, params);
+      // PGlite converts parameters itself: a binary text[] goes as its values.
+      const res = await q.query(sql, params?.map((v) => (v instanceof TextArrayParam ? [...v.values] : v)));
       return res.rows as R[];
     },
     async exec(sql: string): Promise<void> {

@@ -28,6 +28,7 @@ import { PgJobStore } from './job-store';
 import { PgAuthStore } from './auth-store';
 import { PgExportJobStore } from './export-store';
 import { CreateGroups, keyOf } from './create-groups';
+import { TextArrayParam } from './text-array';
 import { LazyTransaction } from './lazy-transaction';
 import { cacheKey, ReadCache } from './read-cache';
 import { matchAll } from '../../search/match';
@@ -575,11 +576,11 @@ async function insertCreates(q: Queryable, rows: PendingCreate[]): Promise<Set<s
   const inserted = await q.query<{ id: string }>(
     'SELECT continuum_create($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::jsonb) AS id',
     [
-      rows.map((r) => r.resourceType),
-      rows.map((r) => r.id),
+      new TextArrayParam(rows.map((r) => r.resourceType)),
+      new TextArrayParam(rows.map((r) => r.id)),
       rows.map((r) => r.lastUpdated),
-      rows.map((r) => r.json),
-      rows.map((r) => r.method),
+      new TextArrayParam(rows.map((r) => r.json)),
+      new TextArrayParam(rows.map((r) => r.method)),
       batch.json(),
     ],
     { prepare: true },
