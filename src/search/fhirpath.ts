@@ -217,6 +217,8 @@ const model = r4 as unknown as {
 };
 
 interface FastPlan {
+  /** The resource type the path starts from (`Resource` and `DomainResource` match any). */
+  root: string;
   /** JSON keys to walk, the last one already expanded for ofType (`valueQuantity`). */
   keys: string[];
   type: string;
@@ -267,18 +269,35 @@ function fastPlan(expression: string): FastPlan | null {
       const lastType = modelType(pathTo(keys.length));
       const last = keys[keys.length - 1];
       if (parentsKnown && ofType === undefined && whereKey === undefined && lastType !== undefined) {
-        plan = { keys, type: fastType(lastType) };
-      } else if (parentsKnown && ofType !== undefined && lastType === undefined && model.choiceTypePaths[modelPath(pathTo(keys.length))]?.includes(ofType)) {
-        // A choice element: `value.ofType(Quantity)` is the JSON key `valueQuantity`.
-        plan = { keys: [...keys.slice(0, -1), last + ofType[0].toUpperCase() + ofType.slice(1)], type: ofType };
+        plan = { root, keys, type: fastType(lastType) };
+      } else if (parentsKnown && ofType !== undefined && lastType === undefined && ofTypeIsOneKey(model.choiceTypePaths[modelPath(pathTo(keys.length))], ofType)) {
+        // A choice element: `value.ofType(Quantity)` is the JSON key `valueQuantity`,
+        // `value.ofType(dateTime)` the key `valueDateTime` (the model lists types capitalized).
+        plan = { root, keys: [...keys.slice(0, -1), last + capitalized(ofType)], type: ofType };
       } else if (parentsKnown && whereKey !== undefined && lastType !== undefined && STRING_LIKE.has(modelType(`${pathTo(keys.length)}.${whereKey}`) ?? '')) {
         // `telecom.where(system = 'phone')`: a string comparison on a primitive of each item.
-        plan = { keys, type: fastType(lastType), where: { key: whereKey, literal: whereLiteral } };
+        plan = { root, keys, type: fastType(lastType), where: { key: whereKey, literal: whereLiteral } };
       }
     }
     fastPlans.set(expression, plan);
   }
   return plan;
+}
+
+/** FHIR primitive types whose specializations `ofType` also matches (`ofType(uri)` takes a canonical). */
+const PRIMITIVE_SUBTYPES: Record<string, string[]> = {
+  uri: ['Url', 'Canonical', 'Oid', 'Uuid'],
+  string: ['Code', 'Id', 'Markdown'],
+  integer: ['UnsignedInt', 'PositiveInt'],
+};
+
+/** Whether `ofType(type)` on a choice element with these types selects exactly one JSON key. */
+function ofTypeIsOneKey(choices: string[] | undefined, type: string): boolean {
+  return choices !== undefined && choices.includes(capitalized(type)) && !(PRIMITIVE_SUBTYPES[type] ?? []).some((t) => choices.includes(t));
+}
+
+function capitalized(name: string): string {
+  return name[0].toUpperCase() + name.slice(1);
 }
 
 function fastType(modelTypeName: string): string {
@@ -296,12 +315,17 @@ export function evaluateFast(expression: string, resource: { resourceType: strin
   if (!plan) {
     return existsNotFalse(expression, resource);
   }
-  const root = expression.replace(/^\(/, '').split('.')[0];
-  if (resource.resourceType !== root && root !== 'Resource' && root !== 'DomainResource') {
+  if (resource.resourceType !== plan.root && plan.root !== 'Resource' && plan.root !== 'DomainResource') {
     return [];
   }
-  let current: unknown[] = [resource];
-  for (const key of plan.keys) {
+  return walkPlan(plan, resource, 0);
+}
+
+/** The plan's keys from `from` on, walked from `start`; then its `where` filter; typed. */
+function walkPlan(plan: FastPlan, start: unknown, from: number): TypedValue[] {
+  let current: unknown[] = [start];
+  for (let k = from; k < plan.keys.length; k++) {
+    const key = plan.keys[k];
     const next: unknown[] = [];
     for (const item of current) {
       const v = (item as Record<string, unknown>)[key];
@@ -329,6 +353,28 @@ export function evaluateFast(expression: string, resource: { resourceType: strin
     });
   }
   return current.map((value) => ({ type: plan.type, value, node: undefined }));
+}
+
+/** A plain path evaluated on one element's JSON value (see relativeFastPath). */
+export type RelativePath = (value: unknown) => TypedValue[];
+
+/**
+ * evaluateFast for `expression` evaluated on elements found at `base`, a plain element path
+ * (`Observation.component`) or a resource type (`Observation`): a composite's components (`code`,
+ * `value.ofType(Quantity)`) on each repetition, without the engine. Undefined when the two do not
+ * make a plain path together (the caller evaluates with the engine).
+ */
+export function relativeFastPath(base: string, expression: string): RelativePath | undefined {
+  if (!/^[A-Z][A-Za-z]+(?:\.[a-z][A-Za-z0-9]*)*$/.test(base) || !/^[a-z]/.test(expression)) {
+    return undefined;
+  }
+  const plan = fastPlan(`${base}.${expression}`);
+  const baseKeys = base.split('.').slice(1);
+  // The plan's first keys must be base's own elements (not a choice element expanded by ofType).
+  if (!plan || plan.keys.length <= baseKeys.length || baseKeys.some((k, i) => plan.keys[i] !== k)) {
+    return undefined;
+  }
+  return (value) => walkPlan(plan, value, baseKeys.length);
 }
 
 /** `Patient.deceased.exists() and Patient.deceased != false`: an element of the resource itself. */

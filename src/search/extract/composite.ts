@@ -7,7 +7,7 @@
  * A component's type is the type of the SearchParameter its `definition` names.
  */
 import type { SearchParamDef, SearchParamRegistry, SearchParamType } from '../definitions';
-import { evaluateTyped } from '../fhirpath';
+import { evaluateFast, evaluateTyped, relativeFastPath, type RelativePath, type TypedValue } from '../fhirpath';
 import { type ExtractContext, hasElement } from './context';
 import type { CompositeComponent, CompositeValue } from './rows';
 import { valueKey, valuesOf } from './values';
@@ -24,6 +24,21 @@ const MAX_COMBINATIONS = 256;
  * definition expression and not of its own, that other definition's type is used.
  */
 export function componentTypes(def: SearchParamDef, registry: SearchParamRegistry): SearchParamType[] | undefined {
+  let byDef = typesCache.get(registry);
+  if (!byDef) {
+    byDef = new WeakMap();
+    typesCache.set(registry, byDef);
+  }
+  if (!byDef.has(def)) {
+    byDef.set(def, resolveComponentTypes(def, registry));
+  }
+  return byDef.get(def);
+}
+
+/** componentTypes per registry and definition (they are looked up on every write). */
+const typesCache = new WeakMap<SearchParamRegistry, WeakMap<SearchParamDef, SearchParamType[] | undefined>>();
+
+function resolveComponentTypes(def: SearchParamDef, registry: SearchParamRegistry): SearchParamType[] | undefined {
   const components = def.components ?? [];
   const targets = components.map((c) => registry.byUrl(c.definition));
   const types: SearchParamType[] = [];
@@ -56,21 +71,26 @@ export function compositeValues(def: SearchParamDef, registry: SearchParamRegist
   }
   const out: CompositeValue[] = [];
   const seen = new Set<string>();
-  for (const branch of def.branches) {
+  const fast = fastPaths(def);
+  for (const [n, branch] of def.branches.entries()) {
     if (branch.requires !== undefined && !hasElement(ctx.resource, branch.requires)) {
       continue;
     }
-    for (const repetition of evaluateTyped(branch.expression, ctx.resource, ctx.resource)) {
+    const paths = fast[n];
+    const repetitions = (paths && fastRepetitions(branch.expression, ctx.resource)) ?? evaluateTyped(branch.expression, ctx.resource, ctx.resource);
+    for (const repetition of repetitions) {
       // Last component first: it is usually the value, the one most often absent.
       const perComponent: CompositeComponent[][] = new Array<CompositeComponent[]>(components.length);
       let complete = true;
       for (let i = components.length - 1; i >= 0 && complete; i--) {
         const values: CompositeComponent[] = [];
-        for (const b of components[i].branches) {
+        for (const [k, b] of components[i].branches.entries()) {
           if (b.requires !== undefined && !hasElement(repetition.value, b.requires)) {
             continue;
           }
-          for (const tv of evaluateTyped(b.expression, repetition.node, ctx.resource)) {
+          // The engine needs the repetition's node; the fast paths only its value.
+          const typed = repetition.node === undefined && paths ? paths[i][k](repetition.value) : evaluateTyped(b.expression, repetition.node, ctx.resource);
+          for (const tv of typed) {
             for (const value of valuesOf(types[i], tv, ctx)) {
               if (!isTextOnly(value)) {
                 values.push(value);
@@ -104,6 +124,34 @@ export function compositeValues(def: SearchParamDef, registry: SearchParamRegist
  */
 function isTextOnly(v: CompositeComponent): boolean {
   return v.type === 'token' && v.system === null && v.value === null && v.typeCode === null;
+}
+
+/**
+ * Per branch of a composite, its components' expressions as plain paths relative to the branch
+ * (relativeFastPath), or undefined when the branch or one of them is not a plain path.
+ */
+const fastCache = new WeakMap<SearchParamDef, (RelativePath[][] | undefined)[]>();
+
+function fastPaths(def: SearchParamDef): (RelativePath[][] | undefined)[] {
+  let cached = fastCache.get(def);
+  if (!cached) {
+    cached = def.branches.map((branch) => {
+      const base = branch.expression.trim();
+      const paths = (def.components ?? []).map((c) => c.branches.map((b) => relativeFastPath(base, b.expression.trim())));
+      return paths.every((list) => list.every((p) => p !== undefined)) ? (paths as RelativePath[][]) : undefined;
+    });
+    fastCache.set(def, cached);
+  }
+  return cached;
+}
+
+/** The repetitions of a branch without the engine: the resource itself, or a plain path's values. */
+function fastRepetitions(expression: string, resource: ExtractContext['resource']): TypedValue[] | undefined {
+  const e = expression.trim();
+  if (e === resource.resourceType) {
+    return [{ type: e, value: resource, node: undefined }];
+  }
+  return /^[A-Z][A-Za-z]+\./.test(e) ? evaluateFast(e, resource) : undefined;
 }
 
 function combinations(lists: CompositeComponent[][]): CompositeComponent[][] {

@@ -1,7 +1,7 @@
 import { createRegistry } from '../../../src/search/definitions';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { evaluateFast, evaluateTyped } from '../../../src/search/fhirpath';
+import { evaluateFast, evaluateTyped, relativeFastPath } from '../../../src/search/fhirpath';
 import * as fixtures from './fixtures';
 
 /**
@@ -40,6 +40,41 @@ describe('evaluateFast agrees with the FHIRPath engine', () => {
     }
     expect(accepted).toBeGreaterThan(50);
     expect(compared).toBeGreaterThan(20);
+  });
+
+  test('composite components as relative paths (relativeFastPath) agree on every repetition of every branch', () => {
+    let compared = 0;
+    let accepted = 0;
+    for (const resource of resources) {
+      for (const def of registry.forType(resource.resourceType)) {
+        for (const branch of def.branches) {
+          for (const repetition of evaluateTyped(branch.expression, resource, resource)) {
+            for (const component of def.components ?? []) {
+              for (const b of component.branches) {
+                const path = relativeFastPath(branch.expression, b.expression);
+                if (path === undefined) {
+                  continue;
+                }
+                accepted++;
+                const slow = evaluateTyped(b.expression, repetition.node, resource);
+                const label = `${branch.expression} / ${b.expression}`;
+                expect({ label, got: path(repetition.value).map((v) => [v.type, v.value]) }).toEqual({ label, got: slow.map((v) => [v.type, v.value]) });
+                compared += slow.length;
+              }
+            }
+          }
+        }
+      }
+    }
+    expect(accepted).toBeGreaterThan(10);
+    expect(compared).toBeGreaterThan(10);
+  });
+
+  test('relativeFastPath declines what is not a plain path', () => {
+    expect(relativeFastPath('Observation.component', '%resource.code')).toBeUndefined();
+    expect(relativeFastPath('Observation.component', 'value.ofType(Quantity).where(x)')).toBeUndefined();
+    expect(relativeFastPath('Observation.value.ofType(Quantity)', 'value')).toBeUndefined();
+    expect(relativeFastPath('Observation.component', 'code')?.({ code: { text: 'x' } })).toEqual([{ type: 'CodeableConcept', value: { text: 'x' }, node: undefined }]);
   });
 
   test('paths into datatypes and where(element = literal) filters agree on edge cases', () => {
