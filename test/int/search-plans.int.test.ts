@@ -200,3 +200,16 @@ describe('query plans on 10,000 Patients and 200,000 Observations', () => {
     expect(plan).not.toMatch(/Seq Scan on resource_current/);
   });
 });
+
+test('ANALYZE keeps no statistics of resource JSON or composite components (migration 013), and keeps those of searched columns', async () => {
+  await driver.exec(`INSERT INTO search_composite (resource_type, id, code, components)
+    SELECT 'Observation', 'o' || g, 'code-value-quantity', jsonb_build_array(jsonb_build_object('value', '85354-9'), jsonb_build_object('value', g)) FROM generate_series(1, 100) g;
+    ANALYZE search_composite;`);
+  const rows = await driver.query<{ tablename: string; attname: string }>(
+    `SELECT tablename, attname FROM pg_stats WHERE schemaname = current_schema() AND tablename IN ('resource_current', 'search_composite') ORDER BY 1, 2`,
+  );
+  const columns = rows.map((r) => `${r.tablename}.${r.attname}`);
+  expect(columns).toEqual(expect.arrayContaining(['resource_current.resource_type', 'resource_current.id', 'search_composite.code']));
+  expect(columns).not.toContain('resource_current.content');
+  expect(columns).not.toContain('search_composite.components');
+});
