@@ -9,6 +9,7 @@
  */
 import type { Driver, Queryable } from '../../src/store/postgres/driver';
 import { PgStore, STREAM_ROWS } from '../../src/store/postgres/store';
+import type { TextArrayParam } from '../../src/store/postgres/text-array';
 
 interface Sent {
   sql: string;
@@ -24,7 +25,7 @@ function fakeDriver(options: { failCreate?: number } = {}): { driver: Driver; se
   const q: Queryable = {
     query: <R>(sql: string, params?: unknown[]): Promise<R[]> => {
       const isCreate = sql.includes('continuum_create');
-      const ids = isCreate ? (params?.[1] as string[]) : undefined;
+      const ids = isCreate ? ((params?.[1] as TextArrayParam).values as string[]) : undefined;
       sent.push({ sql, answeredBefore: answered, ids });
       const n = isCreate ? ++creates : 0;
       return new Promise<R[]>((resolve, reject) =>
@@ -35,7 +36,7 @@ function fakeDriver(options: { failCreate?: number } = {}): { driver: Driver; se
             return;
           }
           // continuum_create answers `Type/id` of each resource written.
-          resolve((ids ?? []).map((id, i) => ({ id: `${(params?.[0] as string[])[i]}/${id}` }) as R));
+          resolve((ids ?? []).map((id, i) => ({ id: `${(params?.[0] as TextArrayParam).values[i]}/${id}` }) as R));
         }),
       );
     },
