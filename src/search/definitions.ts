@@ -226,6 +226,12 @@ export class SearchParamRegistry {
   /** base type -> code -> definitions, the last added winning. */
   private readonly byBase = new Map<string, Map<string, SearchParamDef[]>>();
   private readonly typeCache = new Map<string, { defs: SearchParamDef[]; byCode: Map<string, SearchParamDef> }>();
+  private changes = 0;
+
+  /** Counts additions and removals: what was derived from the definitions earlier is stale once it moves. */
+  get generation(): number {
+    return this.changes;
+  }
 
   /**
    * Adds (or replaces, by url) a SearchParameter. Throws when it is malformed or, unless
@@ -265,6 +271,7 @@ export class SearchParamRegistry {
       }
     }
     this.typeCache.clear();
+    this.changes++;
     return defs;
   }
 
@@ -325,6 +332,7 @@ export class SearchParamRegistry {
       }
     }
     this.typeCache.clear();
+    this.changes++;
     return true;
   }
 

@@ -24,19 +24,20 @@ const MAX_COMBINATIONS = 256;
  * definition expression and not of its own, that other definition's type is used.
  */
 export function componentTypes(def: SearchParamDef, registry: SearchParamRegistry): SearchParamType[] | undefined {
-  let byDef = typesCache.get(registry);
-  if (!byDef) {
-    byDef = new WeakMap();
-    typesCache.set(registry, byDef);
+  let cached = typesCache.get(registry);
+  if (!cached || cached.generation !== registry.generation) {
+    // A SearchParameter added or removed since may be one a component names.
+    cached = { generation: registry.generation, byDef: new WeakMap() };
+    typesCache.set(registry, cached);
   }
-  if (!byDef.has(def)) {
-    byDef.set(def, resolveComponentTypes(def, registry));
+  if (!cached.byDef.has(def)) {
+    cached.byDef.set(def, resolveComponentTypes(def, registry));
   }
-  return byDef.get(def);
+  return cached.byDef.get(def);
 }
 
 /** componentTypes per registry and definition (they are looked up on every write). */
-const typesCache = new WeakMap<SearchParamRegistry, WeakMap<SearchParamDef, SearchParamType[] | undefined>>();
+const typesCache = new WeakMap<SearchParamRegistry, { generation: number; byDef: WeakMap<SearchParamDef, SearchParamType[] | undefined> }>();
 
 function resolveComponentTypes(def: SearchParamDef, registry: SearchParamRegistry): SearchParamType[] | undefined {
   const components = def.components ?? [];

@@ -1,4 +1,6 @@
 import type { CompositeComponent, IndexRows } from '../../../src/search/extract';
+import { componentTypes } from '../../../src/search/extract';
+import { createRegistry, type SearchParameterResource } from '../../../src/search/definitions';
 import { bloodPressure, glucose } from './fixtures';
 import { extract, rowsOf } from './helpers';
 
@@ -132,4 +134,24 @@ describe('composite parameters', () => {
     });
     expect(tuples(obs, 'component-code-value-quantity')).toEqual(['http://loinc.org|8462-4 $ 80 mm[Hg]']);
   });
+});
+
+test('component types follow a component SearchParameter replaced in the registry (not a stale cache)', () => {
+  const registry = createRegistry();
+  const part: SearchParameterResource = { url: 'http://example.org/SearchParameter/obs-part', code: 'obs-part', base: ['Observation'], type: 'token', expression: 'Observation.code' };
+  registry.add(part);
+  const [def] = registry.add({
+    url: 'http://example.org/SearchParameter/obs-part-value',
+    code: 'obs-part-value',
+    base: ['Observation'],
+    type: 'composite',
+    expression: 'Observation',
+    component: [
+      { definition: part.url, expression: 'code' },
+      { definition: 'http://hl7.org/fhir/SearchParameter/Observation-value-quantity', expression: 'value.ofType(Quantity)' },
+    ],
+  });
+  expect(componentTypes(def, registry)).toEqual(['token', 'quantity']);
+  registry.add({ ...part, type: 'string', expression: 'Observation.code.text' });
+  expect(componentTypes(def, registry)).toEqual(['string', 'quantity']);
 });
