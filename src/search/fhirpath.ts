@@ -207,7 +207,7 @@ function jsType(value: unknown): string | undefined {
   return undefined;
 }
 
-const SIMPLE_PATH = /^\(?([A-Z][A-Za-z]+)((?:\.[a-z][A-Za-z0-9]*)+)(?:\.ofType\(([A-Za-z]+)\)|\.where\(([a-z][A-Za-z0-9]*)\s*=\s*'([A-Za-z0-9\-.:/]*)'\))?\)?$/;
+const SIMPLE_PATH = /^\(?([A-Z][A-Za-z]+)((?:\.[a-z][A-Za-z0-9]*)+)(?:\.ofType\(([A-Za-z]+)\)|\.where\(([a-z][A-Za-z0-9]*)\s*=\s*'([A-Za-z0-9\-.:/]*)'\))?\)?((?:\.[a-z][A-Za-z0-9]*)*)$/;
 /** Element types a `where(element = 'literal')` filter compares as plain strings. */
 const STRING_LIKE = new Set(['code', 'string', 'uri', 'url', 'canonical', 'id', 'oid', 'uuid']);
 const model = r4 as unknown as {
@@ -219,11 +219,17 @@ const model = r4 as unknown as {
 interface FastPlan {
   /** The resource type the path starts from (`Resource` and `DomainResource` match any). */
   root: string;
-  /** JSON keys to walk, the last one already expanded for ofType (`valueQuantity`). */
+  /** JSON keys to walk, the one of a choice element already expanded for ofType (`valueQuantity`). */
   keys: string[];
   type: string;
   /** `where(element = 'literal')` on the last step: keep the items whose element is the literal. */
   where?: { key: string; literal: string };
+  /**
+   * A choice element as the last step, without ofType (`Observation.effective`): its JSON keys and
+   * types in the model's order. As the engine does, the first key present (as a value or as `_key`)
+   * is the element, whatever the others hold.
+   */
+  choices?: { key: string; type: string }[];
 }
 
 const fastPlans = new Map<string, FastPlan | null>();
@@ -261,16 +267,33 @@ function fastPlan(expression: string): FastPlan | null {
     plan = null;
     const m = SIMPLE_PATH.exec(expression);
     if (m) {
-      const [, root, dotted, ofType, whereKey, whereLiteral] = m;
+      const [, root, dotted, ofType, whereKey, whereLiteral, trailing] = m;
       const keys = dotted.slice(1).split('.');
       const pathTo = (n: number): string => `${root}.${keys.slice(0, n).join('.')}`;
       // Every step before the last must be a known element, so JSON keys are element names.
       const parentsKnown = keys.slice(0, -1).every((_, i) => modelType(pathTo(i + 1)) !== undefined);
       const lastType = modelType(pathTo(keys.length));
       const last = keys[keys.length - 1];
-      if (parentsKnown && ofType === undefined && whereKey === undefined && lastType !== undefined) {
+      const choiceTypes = model.choiceTypePaths[modelPath(pathTo(keys.length))];
+      if (trailing !== '') {
+        // `(Observation.value.ofType(CodeableConcept)).text`: elements of the type ofType selected.
+        if (parentsKnown && ofType !== undefined && lastType === undefined && ofTypeIsOneKey(choiceTypes, ofType)) {
+          const after = trailing.slice(1).split('.');
+          const afterKnown = after.every((_, i) => modelType(`${ofType}.${after.slice(0, i + 1).join('.')}`) !== undefined);
+          if (afterKnown) {
+            const type = modelType(`${ofType}.${after.join('.')}`) as string;
+            plan = { root, keys: [...keys.slice(0, -1), last + capitalized(ofType), ...after], type: fastType(type) };
+          }
+        }
+      } else if (parentsKnown && ofType === undefined && whereKey === undefined && lastType !== undefined) {
         plan = { root, keys, type: fastType(lastType) };
-      } else if (parentsKnown && ofType !== undefined && lastType === undefined && ofTypeIsOneKey(model.choiceTypePaths[modelPath(pathTo(keys.length))], ofType)) {
+      } else if (parentsKnown && ofType === undefined && whereKey === undefined && lastType === undefined && choiceTypes !== undefined) {
+        const base = modelPath(pathTo(keys.length));
+        const choices = choiceTypes.map((t) => ({ key: last + t, type: model.path2Type[base + t] }));
+        if (choices.every((c) => c.type !== undefined)) {
+          plan = { root, keys: keys.slice(0, -1), type: '', choices: choices.map((c) => ({ key: c.key, type: fastType(c.type) })) };
+        }
+      } else if (parentsKnown && ofType !== undefined && lastType === undefined && ofTypeIsOneKey(choiceTypes, ofType)) {
         // A choice element: `value.ofType(Quantity)` is the JSON key `valueQuantity`,
         // `value.ofType(dateTime)` the key `valueDateTime` (the model lists types capitalized).
         plan = { root, keys: [...keys.slice(0, -1), last + capitalized(ofType)], type: ofType };
@@ -344,6 +367,9 @@ function walkPlan(plan: FastPlan, start: unknown, from: number): TypedValue[] {
     }
     current = next;
   }
+  if (plan.choices) {
+    return choiceValues(plan.choices, current);
+  }
   const { where } = plan;
   if (where) {
     // FHIRPath `=` compares collections: a repeated element equals the literal only with one item.
@@ -353,6 +379,26 @@ function walkPlan(plan: FastPlan, start: unknown, from: number): TypedValue[] {
     });
   }
   return current.map((value) => ({ type: plan.type, value, node: undefined }));
+}
+
+/** The value of a choice element on each item: the first of its keys present, typed by that key. */
+function choiceValues(choices: { key: string; type: string }[], items: unknown[]): TypedValue[] {
+  const out: TypedValue[] = [];
+  for (const item of items) {
+    const rec = item as Record<string, unknown>;
+    for (const c of choices) {
+      const v = rec[c.key];
+      if (v !== undefined || rec['_' + c.key] !== undefined) {
+        for (const x of Array.isArray(v) ? v : [v]) {
+          if (x !== null && x !== undefined) {
+            out.push({ type: c.type, value: x, node: undefined });
+          }
+        }
+        break;
+      }
+    }
+  }
+  return out;
 }
 
 /** A plain path evaluated on one element's JSON value (see relativeFastPath). */

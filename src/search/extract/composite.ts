@@ -8,7 +8,7 @@
  */
 import type { SearchParamDef, SearchParamRegistry, SearchParamType } from '../definitions';
 import { evaluateFast, evaluateTyped, relativeFastPath, type RelativePath, type TypedValue } from '../fhirpath';
-import { type ExtractContext, hasElement } from './context';
+import { type ExtractContext, hasElement, resourceHas } from './context';
 import type { CompositeComponent, CompositeValue } from './rows';
 import { valueKey, valuesOf } from './values';
 
@@ -74,7 +74,7 @@ export function compositeValues(def: SearchParamDef, registry: SearchParamRegist
   const seen = new Set<string>();
   const fast = fastPaths(def);
   for (const [n, branch] of def.branches.entries()) {
-    if (branch.requires !== undefined && !hasElement(ctx.resource, branch.requires)) {
+    if (branch.requires !== undefined && !resourceHas(ctx, branch.requires)) {
       continue;
     }
     const paths = fast[n];

@@ -7,6 +7,8 @@ export interface ExtractContext {
    * it are stored as local ones. Optional.
    */
   baseUrl?: string;
+  /** The resource's element names as hasElement sees them, computed on first use (resourceHas). */
+  elements?: Set<string>;
 }
 
 /** Typed property access on a JSON object. */
@@ -54,4 +56,36 @@ export function hasElement(o: unknown, element: string): boolean {
     }
   }
   return false;
+}
+
+/**
+ * hasElement on the resource being indexed, answered from the set of its element names (computed
+ * once per extraction: a resource is asked about each of its type's 30-100 search parameters, and
+ * most of them are absent, which hasElement finds only by trying every key).
+ */
+export function resourceHas(ctx: ExtractContext, element: string): boolean {
+  const rec = ctx.resource as Record<string, unknown>;
+  if (rec[element] !== undefined) {
+    return true;
+  }
+  ctx.elements ??= elementNames(rec);
+  return ctx.elements.has(element);
+}
+
+/** Each key without its leading `_`, and each prefix of it that ends before a capital letter. */
+function elementNames(o: Record<string, unknown>): Set<string> {
+  const names = new Set<string>();
+  for (const key of Object.keys(o)) {
+    const name = key.charCodeAt(0) === 95 /* _ */ ? key.slice(1) : key;
+    if (o[key] !== undefined) {
+      names.add(name);
+    }
+    for (let i = 1; i < name.length; i++) {
+      const c = name.charCodeAt(i);
+      if (c >= 65 && c <= 90) {
+        names.add(name.slice(0, i));
+      }
+    }
+  }
+  return names;
 }

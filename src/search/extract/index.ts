@@ -9,7 +9,7 @@
 import type { SearchParamDef, SearchParamRegistry } from '../definitions';
 import { evaluateFast, evaluateTyped } from '../fhirpath';
 import { compositeValues } from './composite';
-import { type ExtractContext, hasElement } from './context';
+import { type ExtractContext, resourceHas } from './context';
 import { dateValues } from './date';
 import { numberValues } from './number';
 import { quantityValues } from './quantity';
@@ -95,7 +95,7 @@ function extractParam(def: SearchParamDef, registry: SearchParamRegistry, ctx: E
     }
   };
   for (const branch of def.branches) {
-    if (branch.requires !== undefined && !hasElement(ctx.resource, branch.requires)) {
+    if (branch.requires !== undefined && !resourceHas(ctx, branch.requires)) {
       continue;
     }
     const values = evaluateFast(branch.expression, ctx.resource) ?? evaluateTyped(branch.expression, ctx.resource, ctx.resource);

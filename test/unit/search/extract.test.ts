@@ -1,6 +1,6 @@
 import { createRegistry, type SearchParamDef } from '../../../src/search/definitions';
 import { extractIndexValues } from '../../../src/search/extract';
-import { hasElement } from '../../../src/search/extract/context';
+import { hasElement, resourceHas } from '../../../src/search/extract/context';
 import { evaluateTyped } from '../../../src/search/fhirpath';
 import { bloodPressure, glucose, patient } from './fixtures';
 import { extract, rowsOf } from './helpers';
@@ -179,5 +179,38 @@ describe('skipping branches whose first element is absent', () => {
       }
     }
     expect(checked).toBeGreaterThan(1000);
+  });
+});
+
+describe('resourceHas (the per-extraction set of element names)', () => {
+  test('answers as hasElement does, for present, absent, extension-only and choice elements', () => {
+    const registry = createRegistry();
+    const resources: { resourceType: string; [k: string]: unknown }[] = [
+      bloodPressure,
+      glucose,
+      patient,
+      { resourceType: 'Patient', birthDate: '1970', _gender: { extension: [] }, deceasedBoolean: false, multipleBirthInteger: 2, name: undefined },
+      { resourceType: 'Observation', valueQuantity: { value: 1 }, _effectiveDateTime: { id: 'e' }, effectivePeriod: undefined },
+    ];
+    const elements = new Set<string>(['birth', 'birthDate', 'gender', 'deceased', 'multiple', 'multipleBirth', 'name', 'value', 'valueQuantity', 'effective', 'effectiveDate', 'effectivePeriod', 'effectiveDateTime', 'status', 'x', 'resourceType']);
+    for (const type of registry.baseTypes()) {
+      for (const def of registry.forType(type)) {
+        for (const b of def.branches) {
+          if (b.requires !== undefined) {
+            elements.add(b.requires);
+          }
+        }
+      }
+    }
+    let trues = 0;
+    for (const resource of resources) {
+      const ctx = { resource };
+      for (const element of elements) {
+        const expected = hasElement(resource, element);
+        expect([element, resourceHas(ctx, element)]).toEqual([element, expected]);
+        trues += expected ? 1 : 0;
+      }
+    }
+    expect(trues).toBeGreaterThan(20);
   });
 });

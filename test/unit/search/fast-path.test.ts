@@ -115,6 +115,37 @@ describe('evaluateFast agrees with the FHIRPath engine', () => {
     expect(evaluateFast("Patient.name.where(given='Bo')", patient)).toHaveLength(1);
   });
 
+  test('choice elements without ofType, and elements of the type ofType selects, agree on every form', () => {
+    const forms: Record<string, unknown>[] = [
+      {},
+      { effectiveDateTime: '2020-01-02T03:04:05Z' },
+      { effectivePeriod: { start: '2020', end: '2021' } },
+      { effectiveInstant: '2020-01-02T03:04:05.123Z' },
+      { effectiveTiming: { event: ['2020-01-01'] } },
+      // Only an extension on the first type present: the engine takes that type and finds no value.
+      { _effectiveDateTime: { extension: [{ url: 'urn:x', valueString: 'x' }] }, effectivePeriod: { start: '2020' } },
+      { effectiveDateTime: '2020', _effectiveDateTime: { id: 'd' } },
+      { valueCodeableConcept: { text: 'High', coding: [{ code: 'H' }] } },
+      { valueCodeableConcept: { coding: [{ code: 'H' }] } },
+      { valueString: 'text, not a concept' },
+      { valueQuantity: { value: 1, unit: 'mg' } },
+    ];
+    const expressions = ['Observation.effective', '(Observation.value.ofType(CodeableConcept)).text', 'Observation.value.ofType(CodeableConcept).coding', 'Observation.value', 'Observation.component.value'];
+    let values = 0;
+    for (const form of forms) {
+      const observation = { resourceType: 'Observation', status: 'final', code: { text: 'x' }, component: [{ code: { text: 'c' }, ...form }], ...form };
+      for (const expression of expressions) {
+        const fast = evaluateFast(expression, observation);
+        expect({ expression, accepted: fast !== undefined }).toEqual({ expression, accepted: true });
+        const slow = evaluateTyped(expression, observation, observation);
+        expect({ form, expression, got: fast?.map((v) => [v.type, v.value]) }).toEqual({ form, expression, got: slow.map((v) => [v.type, v.value]) });
+        values += slow.length;
+      }
+    }
+    expect(values).toBeGreaterThan(15);
+    expect(evaluateFast('Observation.effective', { resourceType: 'Observation', effectivePeriod: { start: '2020' } } as never)).toEqual([{ type: 'Period', value: { start: '2020' }, node: undefined }]);
+  });
+
   test('`deceased` (exists() and != false) agrees with the engine on every form of the element', () => {
     const deceased = 'Patient.deceased.exists() and Patient.deceased != false';
     const forms = [{}, { deceasedBoolean: false }, { deceasedBoolean: true }, { deceasedDateTime: '2015-02-14T13:42:00+10:00' }, { deceasedDateTime: '2015' }];
