@@ -1,6 +1,6 @@
 /**
  * The embedded store's buffer pool: 16 MB unless CONTINUUM_SHARED_BUFFERS says otherwise, and a
- * malformed value is refused by name before PostgreSQL sees it.
+ * malformed value is refused by name before PostgreSQL sees it. Its WAL settings (pglite.ts).
  */
 import { sharedBuffersFromEnv } from '../../src/store/open';
 import { openPglite } from '../../src/store/postgres/pglite';
@@ -20,6 +20,8 @@ test('PostgreSQL runs with the default pool, or the size asked for', async () =>
     try {
       const rows = await db.query<{ shared_buffers: string }>('SHOW shared_buffers');
       expect(rows[0].shared_buffers).toBe(shown);
+      // New WAL segments are not zero-filled first (pglite.ts WAL_SETTINGS).
+      expect(await db.query('SHOW wal_init_zero')).toEqual([{ wal_init_zero: 'off' }]);
     } finally {
       await db.close();
     }
