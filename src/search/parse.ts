@@ -18,6 +18,7 @@ import type {
 } from '../store/api';
 import type { SearchParamDef, SearchParamRegistry, SearchParamType } from './definitions';
 import { componentTypes, dateRange, formatInstant, normalizeString } from './extract';
+import { unionSources } from './unions';
 
 export interface IncludeSpec {
   sourceType: string;
@@ -261,8 +262,8 @@ export class SearchParser {
       case '_include:iterate':
       case '_revinclude:iterate': {
         const iterate = name.endsWith(':iterate');
-        const spec = this.includeSpec(name, iterate ? value + ':iterate' : value, resourceType);
-        (name.startsWith('_include') ? out.include : out.revinclude).push(spec);
+        const specs = this.includeSpecs(name, iterate ? value + ':iterate' : value, resourceType);
+        (name.startsWith('_include') ? out.include : out.revinclude).push(...specs);
         break;
       }
       case '_cursor':
@@ -291,7 +292,16 @@ export class SearchParser {
     if (!table || table === 'reference' || table === 'composite') {
       throw badRequest(`_sort: cannot sort by '${code}' (a ${def.type} parameter)`);
     }
-    return { kind: 'param', table, code, descending };
+    const sources = resourceType ? unionSources(this.registry, resourceType, def) : undefined;
+    return sources ? { kind: 'param', table, code, codes: sources.map((s) => s.code), descending } : { kind: 'param', table, code, descending };
+  }
+
+  /** One include; a union parameter's (unions.ts) is one per source, whose rows hold its references. */
+  private includeSpecs(name: string, value: string, resourceType: string | undefined): IncludeSpec[] {
+    const spec = this.includeSpec(name, value, resourceType);
+    const def = spec.code === undefined ? undefined : this.registry.get(spec.sourceType, spec.code);
+    const sources = def ? unionSources(this.registry, spec.sourceType, def) : undefined;
+    return sources ? sources.map((s) => ({ ...spec, code: s.code })) : [spec];
   }
 
   private includeSpec(name: string, value: string, resourceType: string | undefined): IncludeSpec {
@@ -363,9 +373,21 @@ export class SearchParser {
       if (usable.length === 0) {
         throw badRequest(`Chained parameter '${code}.${chain}': none of ${targets.join(', ') || 'the targets'} has a search parameter '${nextCode}'`);
       }
-      const filters: SearchFilter[] = usable.map((t) => ({ kind: 'chain', code, targetType: t, filters: [this.filterFor([t], chain, value)] }));
+      const codes = type ? this.rowCodes(type, def) : [code];
+      const filters: SearchFilter[] = usable.flatMap((t) => {
+        const inner = [this.filterFor([t], chain, value)];
+        return codes.map((c): SearchFilter => ({ kind: 'chain', code: c, targetType: t, filters: inner }));
+      });
       return filters.length === 1 ? filters[0] : { kind: 'or', filters };
     }
+    const filter = this.valueFilter(def, type, modifier, value);
+    const sources = unionSources(this.registry, type, def);
+    return sources ? unionFilter(filter, sources.map((s) => s.code)) : filter;
+  }
+
+  /** The filter of one parameter (not chained) and its value, named by the parameter's own code. */
+  private valueFilter(def: SearchParamDef, type: string, modifier: string | undefined, value: string): SearchFilter {
+    const code = def.code;
     const table = TABLE_OF[def.type];
     if (!def.indexed || !table) {
       throw badRequest(`Search parameter '${code}' (${def.type}) is not supported by this server`);
@@ -493,6 +515,29 @@ export class SearchParser {
     if (types.length !== 1) {
       throw badRequest(`'${name}' needs a resource type to search`);
     }
-    return { kind: 'has', sourceType, code, filters: [this.filterFor([sourceType], rest, value)] };
+    const inner = [this.filterFor([sourceType], rest, value)];
+    const codes = this.rowCodes(sourceType, ref);
+    return codes.length === 1 ? { kind: 'has', sourceType, code, filters: inner } : { kind: 'or', filters: codes.map((c) => ({ kind: 'has', sourceType, code: c, filters: inner })) };
   }
+
+  /** The codes whose index rows hold a parameter's values: its own, or those of a union's sources. */
+  private rowCodes(resourceType: string, def: SearchParamDef): string[] {
+    return unionSources(this.registry, resourceType, def)?.map((s) => s.code) ?? [def.code];
+  }
+}
+
+/**
+ * The filter of a parameter that is the union of others (unions.ts), which has no index rows of
+ * its own: the same filter on each source, any of them matching (`:missing=true`: none having a
+ * value; `:not`: none matching).
+ */
+function unionFilter(filter: SearchFilter, codes: string[]): SearchFilter {
+  if (filter.kind === 'not') {
+    return { kind: 'not', filter: unionFilter(filter.filter, codes) };
+  }
+  if (!('code' in filter)) {
+    return filter;
+  }
+  const each = codes.map((code) => ({ ...filter, code }) as SearchFilter);
+  return filter.kind === 'missing' && filter.missing ? { kind: 'and', filters: each } : { kind: 'or', filters: each };
 }

@@ -129,7 +129,8 @@ export type CompositeComponentMatch =
 export type SortKey =
   | { kind: 'id'; descending: boolean }
   | { kind: 'lastUpdated'; descending: boolean }
-  | { kind: 'param'; table: Exclude<IndexTable, 'composite' | 'reference'>; code: string; descending: boolean };
+  /** `codes`: a parameter that is a union of others (src/search/unions.ts) sorts by all their rows. */
+  | { kind: 'param'; table: Exclude<IndexTable, 'composite' | 'reference'>; code: string; codes?: string[]; descending: boolean };
 
 export interface SearchQuery {
   /** Types searched (one for a type search; several or none = all for a system search). */

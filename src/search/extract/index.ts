@@ -1,7 +1,8 @@
 /**
  * Write-time extraction of search index values: `extractIndexValues(resource, registry)` evaluates
- * every indexed SearchParameter of the resource's type and returns typed rows (see rows.ts), one
- * array per parameter type, for the store to write in the same transaction as the resource.
+ * every indexed SearchParameter of the resource's type (but the unions of others, unions.ts) and
+ * returns typed rows (see rows.ts), one array per parameter type, for the store to write in the
+ * same transaction as the resource.
  *
  * Values are de-duplicated per parameter. A parameter whose expression fails on this resource
  * contributes nothing (reported through `onError`), so one odd definition never blocks a write.
@@ -19,6 +20,7 @@ import { stringValues } from './string';
 import { tokenValues } from './token';
 import { uriValues } from './uri';
 import { valueKey } from './values';
+import { indexedParams } from '../unions';
 
 export type * from './rows';
 export { normalizeString } from './string';
@@ -46,10 +48,8 @@ export interface IndexableResource {
 export function extractIndexValues(resource: IndexableResource, registry: SearchParamRegistry, options: ExtractOptions = {}): IndexRows {
   const rows = emptyRows();
   const ctx: ExtractContext = { resource: resource as ExtractContext['resource'], baseUrl: options.baseUrl?.replace(/\/+$/, '') };
-  for (const def of registry.forType(resource.resourceType)) {
-    if (!def.indexed) {
-      continue;
-    }
+  // Unions of other parameters (unions.ts) have no rows of their own: searches read their sources'.
+  for (const def of indexedParams(registry, resource.resourceType)) {
     try {
       extractParam(def, registry, ctx, rows);
     } catch (err) {

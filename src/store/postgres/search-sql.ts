@@ -541,7 +541,7 @@ export function sortColumns(keys: SortKey[], r: string, p: SqlParams): SortColum
         const spec = SORT_COLUMN[k.table];
         const x = p.alias('o');
         const agg = k.descending ? 'max' : 'min';
-        const sub = `(SELECT ${agg}(${x}.${spec.col}) FROM ${TABLE[k.table]} ${x} WHERE ${x}.resource_type = ${r}.resource_type AND ${x}.id = ${r}.id AND ${x}.code = ${p.add(k.code)})`;
+        const sub = `(SELECT ${agg}(${x}.${spec.col}) FROM ${TABLE[k.table]} ${x} WHERE ${x}.resource_type = ${r}.resource_type AND ${x}.id = ${r}.id AND ${x}.code = ${k.codes ? `ANY(${p.add(k.codes, 'text[]')})` : p.add(k.code)})`;
         cols.push({ expr: `(${sub} IS NULL)`, cast: 'boolean', descending: false });
         cols.push({ expr: `COALESCE(${sub}, ${spec.empty})`, cast: spec.cast, descending: k.descending });
         break;

@@ -42,13 +42,15 @@ describe('composite parameters', () => {
     expect(tuples(bp, 'component-code-value-quantity')).not.toContain('http://loinc.org|8462-4 $ 107 mm[Hg]');
   });
 
-  test('combo-code-value-quantity covers the resource and each component; the panel code has no value so no tuple', () => {
-    expect(tuples(bp, 'combo-code-value-quantity')).toEqual([
+  test('combo-code-value-quantity has no rows of its own: its tuples are those of code-value-quantity and component-code-value-quantity', () => {
+    // The panel code has no value, so no resource-level tuple.
+    expect(tuples(bp, 'code-value-quantity')).toEqual([]);
+    expect(tuples(bp, 'combo-code-value-quantity')).toEqual([]);
+    expect([...tuples(bp, 'code-value-quantity'), ...tuples(bp, 'component-code-value-quantity')]).toEqual([
       'http://loinc.org|8480-6 $ 107 mm[Hg]',
       'http://snomed.info/sct|271649006 $ 107 mm[Hg]',
       'http://loinc.org|8462-4 $ 60 mm[Hg]',
     ]);
-    expect(tuples(bp, 'code-value-quantity')).toEqual([]);
   });
 
   test('code-value-quantity on a resource-level value', () => {
