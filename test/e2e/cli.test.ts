@@ -126,6 +126,10 @@ describe('import', () => {
 
     const r = await run(['import', folder, ...store]);
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: expect.stringContaining('Importing into') });
+    if (!usingPostgres()) {
+      // The import's own buffer pool (cli.ts IMPORT_SHARED_BUFFERS), larger than a server's.
+      expect(r.stderr).toContain('(buffer pool 96MB)');
+    }
     // 3 bundle entries twice (.json and .json.gz) + 3 NDJSON lines; notes.txt is not a file to import.
     expect(r.stdout).toMatch(
       /^Imported 9 resources from 3 file\(s\) \(2 bundle\(s\)\) in \d+\.\d s \(\d+ resources\/s\); 0 failed\.$/m,
