@@ -8,7 +8,7 @@
  * records how many answers had been delivered when each statement was sent.
  */
 import type { Driver, Queryable } from '../../src/store/postgres/driver';
-import { PgStore, STREAM_ROWS } from '../../src/store/postgres/store';
+import { FIRST_STREAM_ROWS, PgStore, STREAM_ROWS } from '../../src/store/postgres/store';
 import type { TextArrayParam } from '../../src/store/postgres/text-array';
 
 interface Sent {
@@ -67,7 +67,9 @@ const patient = (i: number) => ({ resourceType: 'Patient', id: `p${i}` });
 test('groups of creates are sent as they fill, before earlier groups are answered, in order', async () => {
   const { driver, sent, ended } = fakeDriver();
   const store = new PgStore(driver);
-  const total = STREAM_ROWS * 3 + 7;
+  // The first group is small and each next one twice as big, up to STREAM_ROWS.
+  const groups = [FIRST_STREAM_ROWS, FIRST_STREAM_ROWS * 2, FIRST_STREAM_ROWS * 4, STREAM_ROWS, STREAM_ROWS];
+  const total = groups.reduce((a, b) => a + b, 0) + 7;
   await store.transaction(async (w) => {
     // No I/O between creates: the event loop is not reached until the loop ends.
     for (let i = 0; i < total; i++) {
@@ -75,10 +77,10 @@ test('groups of creates are sent as they fill, before earlier groups are answere
     }
   });
   const creates = sent.filter((s) => s.ids);
-  expect(creates.map((c) => c.ids?.length)).toEqual([STREAM_ROWS, STREAM_ROWS, STREAM_ROWS, 7]);
-  // The three full groups went out before any answer came back (the old chain sent the second
-  // group only after the first was answered).
-  expect(creates.slice(0, 3).map((c) => c.answeredBefore)).toEqual([0, 0, 0]);
+  expect(creates.map((c) => c.ids?.length)).toEqual([...groups, 7]);
+  // The full groups went out before any answer came back (the old chain sent the second group
+  // only after the first was answered).
+  expect(creates.slice(0, groups.length).map((c) => c.answeredBefore)).toEqual(groups.map(() => 0));
   // In the order written.
   expect(creates.flatMap((c) => c.ids)).toEqual(Array.from({ length: total }, (_, i) => `p${i}`));
   expect(ended).toEqual(['commit']);
@@ -89,7 +91,8 @@ test('when a group fails, the transaction fails with that error and rolls back a
   const store = new PgStore(driver);
   const err = await store
     .transaction(async (w) => {
-      for (let i = 0; i < STREAM_ROWS * 3; i++) {
+      // Three groups, sent as they fill.
+      for (let i = 0; i < FIRST_STREAM_ROWS * 7; i++) {
         await w.create(patient(i));
       }
     })
