@@ -20,6 +20,9 @@ const DATE_RE =
 
 /** Epoch ms of a UTC calendar time; works for years 0-99 too (Date.UTC maps them to 19xx). */
 function utcMs(y: number, mo: number, d: number, h = 0, mi = 0, s = 0, ms = 0): number {
+  if (y >= 100) {
+    return Date.UTC(y, mo, d, h, mi, s, ms); // no Date object: this runs for every date indexed
+  }
   const dt = new Date(0);
   dt.setUTCFullYear(y, mo, d);
   dt.setUTCHours(h, mi, s, ms);
@@ -85,16 +88,21 @@ export function dateRange(text: string): MsRange | undefined {
   return { start, end: start + (s === 60 ? 1 : width) };
 }
 
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
 function daysInMonth(y: number, mo: number): number {
-  return new Date(utcMs(y, mo + 1, 0)).getUTCDate();
+  const leap = y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
+  return mo === 1 && leap ? 29 : DAYS_IN_MONTH[mo];
 }
 
 /** Latest instant representable in the index (end of year 9999); anything later is `infinity`. */
 const MAX_MS = utcMs(10000, 0, 1);
+/** Earliest instant representable (the start of year 0); anything earlier is `-infinity`. */
+const MIN_MS = utcMs(0, 0, 1);
 
 /** The text stored for an instant: ISO 8601 UTC with ms, or `-infinity` / `infinity`. */
 export function formatInstant(ms: number): string {
-  if (ms === -Infinity || ms < utcMs(0, 0, 1)) {
+  if (ms === -Infinity || ms < MIN_MS) {
     return '-infinity';
   }
   if (ms === Infinity || ms >= MAX_MS) {
