@@ -145,9 +145,7 @@ export async function importPaths(paths: string[], ctx: RequestContext, options:
       }
     }),
   );
-  doneBytes = Math.max(doneBytes, totalBytes);
-  analyzeWhenMostlyIn();
-  await analyzed;
+  await (analyzed ?? ctx.store.analyze());
   progress?.update(totalBytes, `${summary.resources} resources, ${summary.failed} failed`, true);
   progress?.finish();
   summary.seconds = (Date.now() - started) / 1000;
