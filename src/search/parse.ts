@@ -292,16 +292,16 @@ export class SearchParser {
     if (!table || table === 'reference' || table === 'composite') {
       throw badRequest(`_sort: cannot sort by '${code}' (a ${def.type} parameter)`);
     }
-    const sources = resourceType ? unionSources(this.registry, resourceType, def) : undefined;
-    return sources ? { kind: 'param', table, code, codes: sources.map((s) => s.code), descending } : { kind: 'param', table, code, descending };
+    const codes = resourceType ? this.unionCodes(resourceType, def) : undefined;
+    return codes ? { kind: 'param', table, code, codes, descending } : { kind: 'param', table, code, descending };
   }
 
   /** One include; a union parameter's (unions.ts) is one per source, whose rows hold its references. */
   private includeSpecs(name: string, value: string, resourceType: string | undefined): IncludeSpec[] {
     const spec = this.includeSpec(name, value, resourceType);
     const def = spec.code === undefined ? undefined : this.registry.get(spec.sourceType, spec.code);
-    const sources = def ? unionSources(this.registry, spec.sourceType, def) : undefined;
-    return sources ? sources.map((s) => ({ ...spec, code: s.code })) : [spec];
+    const codes = def ? this.unionCodes(spec.sourceType, def) : undefined;
+    return codes ? codes.map((code) => ({ ...spec, code })) : [spec];
   }
 
   private includeSpec(name: string, value: string, resourceType: string | undefined): IncludeSpec {
@@ -381,8 +381,8 @@ export class SearchParser {
       return filters.length === 1 ? filters[0] : { kind: 'or', filters };
     }
     const filter = this.valueFilter(def, type, modifier, value);
-    const sources = unionSources(this.registry, type, def);
-    return sources ? unionFilter(filter, sources.map((s) => s.code)) : filter;
+    const codes = this.unionCodes(type, def);
+    return codes ? unionFilter(filter, codes) : filter;
   }
 
   /** The filter of one parameter (not chained) and its value, named by the parameter's own code. */
@@ -517,12 +517,18 @@ export class SearchParser {
     }
     const inner = [this.filterFor([sourceType], rest, value)];
     const codes = this.rowCodes(sourceType, ref);
-    return codes.length === 1 ? { kind: 'has', sourceType, code, filters: inner } : { kind: 'or', filters: codes.map((c) => ({ kind: 'has', sourceType, code: c, filters: inner })) };
+    const filters = codes.map((c): SearchFilter => ({ kind: 'has', sourceType, code: c, filters: inner }));
+    return filters.length === 1 ? filters[0] : { kind: 'or', filters };
   }
 
   /** The codes whose index rows hold a parameter's values: its own, or those of a union's sources. */
   private rowCodes(resourceType: string, def: SearchParamDef): string[] {
-    return unionSources(this.registry, resourceType, def)?.map((s) => s.code) ?? [def.code];
+    return this.unionCodes(resourceType, def) ?? [def.code];
+  }
+
+  /** For a parameter that is a union of others (unions.ts): their codes; otherwise undefined. */
+  private unionCodes(resourceType: string, def: SearchParamDef): string[] | undefined {
+    return unionSources(this.registry, resourceType, def)?.map((s) => s.code);
   }
 }
 

@@ -10,9 +10,9 @@
  * sources (parse.ts), and a sort on it sorts by the values of all of them (search-sql.ts). The
  * relation is derived from the definitions, not listed: a parameter is a union when the branches
  * of its expression, in order, are the whole expressions of other indexed parameters of the same
- * resource type and parameter type (for composites, with the same components). So it follows SearchParameters
- * added or removed at run time; a parameter that stops being a union (one of its sources removed)
- * needs `$reindex`, like any parameter that starts being indexed.
+ * resource type and parameter type (for composites, with the same components). So it follows
+ * SearchParameters added or removed at run time; a parameter that stops being a union (one of its
+ * sources removed) needs `$reindex`, like any parameter that starts being indexed.
  */
 import type { PreparedBranch } from './expression';
 import type { SearchParamDef, SearchParamRegistry } from './definitions';

@@ -121,3 +121,35 @@ describe('searching a union', () => {
     expect([...codes('code'), ...codes('component-code')]).toEqual(expect.arrayContaining(['http://loinc.org|85354-9', 'http://loinc.org|8480-6', 'http://loinc.org|8462-4']));
   });
 });
+
+test('a reference union added at run time: _include, _has and chains go through each source', () => {
+  const registry = createRegistry();
+  registry.add({
+    resourceType: 'SearchParameter',
+    status: 'active',
+    url: 'urn:test:subject-or-performer',
+    code: 'subject-or-performer',
+    base: ['Observation'],
+    type: 'reference',
+    target: ['Patient', 'Practitioner'],
+    expression: 'Observation.subject | Observation.performer',
+  });
+  expect(unionsOf(registry, 'Observation')['subject-or-performer']).toEqual(['subject', 'performer']);
+  const parser = new SearchParser(registry, options);
+  const include = parser.parse('Observation', { _include: ['Observation:subject-or-performer'] }).include;
+  expect(include.map((i) => i.code)).toEqual(['subject', 'performer']);
+  const has = parser.parse('Patient', { '_has:Observation:subject-or-performer:status': ['final'] }).filters;
+  expect(has).toEqual([
+    {
+      kind: 'or',
+      filters: ['subject', 'performer'].map((code) => ({ kind: 'has', sourceType: 'Observation', code, filters: [{ kind: 'token', code: 'status', values: [{ value: 'final' }] }] })),
+    },
+  ]);
+  const chain = parser.parse('Observation', { 'subject-or-performer:Patient.name': ['kim'] }).filters;
+  expect(chain).toEqual([
+    {
+      kind: 'or',
+      filters: ['subject', 'performer'].map((code) => ({ kind: 'chain', code, targetType: 'Patient', filters: [{ kind: 'string', code: 'name', mode: 'starts', values: ['kim'] }] })),
+    },
+  ]);
+});
