@@ -36,6 +36,8 @@
  *   BENCH_STORES=embedded,postgres   which stores (default: embedded, and postgres when DATABASE_URL is set)
  *   BENCH_SYNTHEA_DIR         bundles to import (default: ../shared/data/synthea from the project root)
  *   BENCH_CPU_PROF=1          run server children with --cpu-prof (profiles in .bench/profiles)
+ *   BENCH_NODE_ARGS='--a --b' extra Node/V8 flags for server children (experiments: the flags a
+ *                             deployment would pass; NODE_OPTIONS accepts only a few V8 flags)
  *   DATABASE_URL              also benchmark on this PostgreSQL server
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -134,6 +136,7 @@ const CONFIG = {
   cases: envCases(),
   syntheaDir: resolve(ROOT, process.env.BENCH_SYNTHEA_DIR ?? join('..', 'shared', 'data', 'synthea')),
   cpuProf: process.env.BENCH_CPU_PROF === '1',
+  nodeArgs: (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== ''),
   databaseUrl: process.env.DATABASE_URL || undefined,
   stores: envStores(process.env.DATABASE_URL || undefined),
 };
@@ -320,7 +323,7 @@ function childEnv(): NodeJS.ProcessEnv {
 }
 
 function spawnNode(name: string, script: string, args: string[], { server = false } = {}): Child {
-  const nodeArgs: string[] = [];
+  const nodeArgs: string[] = server ? [...CONFIG.nodeArgs] : [];
   if (server && CONFIG.cpuProf) {
     mkdirSync(PROFILE_DIR, { recursive: true });
     nodeArgs.push('--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `${name.replace(/\W+/g, '-')}-${Date.now()}.cpuprofile`);
