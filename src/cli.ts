@@ -3,6 +3,8 @@
  * The `continuum` command: `serve` (what `npm start` runs) and `import`.
  * Configuration is read here, once, and passed down.
  */
+// First: it caps V8's young generation before the modules below are loaded (see the module).
+import { YOUNG_GENERATION_MB, youngGenerationCap } from './util/heap-cap';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -201,14 +203,21 @@ function trustedIssuers(file: string | undefined): TrustedIssuer[] {
  * it at run time takes effect. CONTINUUM_HEAP_GROWING_PERCENT overrides it (0: V8's own policy).
  */
 function tuneHeap(): void {
-  const raw = process.env.CONTINUUM_HEAP_GROWING_PERCENT;
-  const percent = raw === undefined || raw === '' ? 50 : Number(raw);
-  if (!Number.isInteger(percent) || percent < 0) {
-    throw new UsageError(`CONTINUUM_HEAP_GROWING_PERCENT must be a whole number (0: V8's own policy), got '${raw}'`);
-  }
+  const percent = wholeNumberFromEnv('CONTINUUM_HEAP_GROWING_PERCENT', 50);
   if (percent > 0) {
     setFlagsFromString(`--heap-growing-percent=${percent}`);
   }
+  // Checked here so that a bad value is reported; the cap itself started with ./util/heap-cap.
+  wholeNumberFromEnv('CONTINUUM_YOUNG_GENERATION_MB', YOUNG_GENERATION_MB);
+}
+
+function wholeNumberFromEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  const value = raw === undefined || raw === '' ? fallback : Number(raw);
+  if (!Number.isInteger(value) || value < 0) {
+    throw new UsageError(`${name} must be a whole number (0: V8's own policy), got '${raw}'`);
+  }
+  return value;
 }
 
 async function serve(values: Values): Promise<void> {
@@ -270,7 +279,9 @@ async function runImport(values: Values, paths: string[]): Promise<number> {
       throw new UsageError(`no such file or folder: ${p}`);
     }
   }
-  // A larger buffer pool than a server's (IMPORT_SHARED_BUFFERS) unless CONTINUUM_SHARED_BUFFERS says.
+  // A batch job: speed over memory, so V8's own young generation and (IMPORT_SHARED_BUFFERS) a
+  // larger buffer pool than a server's unless CONTINUUM_SHARED_BUFFERS says.
+  youngGenerationCap.lift();
   const options = { ...storeOptions(values), sharedBuffers: sharedBuffersFromEnv() ?? IMPORT_SHARED_BUFFERS };
   const continuum = await createContinuum({ ...options, bots: QUIET_BOTS });
   try {
@@ -287,6 +298,7 @@ async function runReindex(values: Values, rest: string[]): Promise<number> {
   if (rest.length > 0) {
     throw new UsageError(`reindex takes no arguments, got '${rest.join(' ')}'`);
   }
+  youngGenerationCap.lift(); // a batch job: speed over memory
   const options = storeOptions(values);
   const continuum = await createContinuum({ ...options, bots: QUIET_BOTS });
   try {

@@ -111,6 +111,13 @@ describe('usage', () => {
     expect(r.stderr).toMatch(/CONTINUUM_HEAP_GROWING_PERCENT must be a whole number \(0: V8's own policy\), got '-5'/);
     expect(existsSync(join(scratchState.cwd, 'data'))).toBe(false);
   });
+
+  test('a malformed CONTINUUM_YOUNG_GENERATION_MB: serve exits 2 naming it, without opening a store', async () => {
+    const r = await runCli(['serve'], { cwd: scratchState.cwd, env: { ...childEnv(), CONTINUUM_YOUNG_GENERATION_MB: '4MB' }, timeoutMs: 90_000, onSpawn: (child) => children.push(child) });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/CONTINUUM_YOUNG_GENERATION_MB must be a whole number \(0: V8's own policy\), got '4MB'/);
+    expect(existsSync(join(scratchState.cwd, 'data'))).toBe(false);
+  });
 });
 
 describe('import', () => {
