@@ -35,6 +35,8 @@
  */
 const { parentPort, workerData } = require('node:worker_threads');
 const { PGlite, protocol, parse, types } = require('@electric-sql/pglite');
+const { closeSync, openSync, readSync, statSync } = require('node:fs');
+const { dirname, join } = require('node:path');
 
 const ser = protocol.serialize;
 /** Named prepared statements kept at most (a fixed set in practice; beyond this, unnamed). */
@@ -453,9 +455,38 @@ function receive(msg) {
   }
 }
 
+/**
+ * PGlite's WebAssembly module (pglite.wasm, 9 MB), compiled from bytes read into memory that
+ * glibc's malloc never hands out. PGlite reads the file into a Buffer, and when that Buffer is
+ * freed glibc raises its mmap threshold to the block's size, and the threshold for giving the
+ * top of an arena back to the system to twice that (18 MB): every thread's arena (V8's compiler
+ * threads tier PGlite's code up) then keeps that much freed memory resident. A WebAssembly.Memory
+ * is mapped by V8 itself; V8 copies the bytes it compiles into memory of its own for the
+ * module's lifetime.
+ */
+async function compilePglite() {
+  const file = join(dirname(require.resolve('@electric-sql/pglite')), 'pglite.wasm');
+  const size = statSync(file).size;
+  const pages = Math.max(1, Math.ceil(size / 65536));
+  const bytes = new Uint8Array(new WebAssembly.Memory({ initial: pages, maximum: pages }).buffer, 0, size);
+  const fd = openSync(file, 'r');
+  try {
+    for (let at = 0; at < size; ) {
+      const n = readSync(fd, bytes, at, size - at, at);
+      if (n === 0) {
+        throw new Error(`${file} ended after ${at} of ${size} bytes`);
+      }
+      at += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return WebAssembly.compile(bytes);
+}
+
 async function main() {
   try {
-    db = await PGlite.create({ dataDir: workerData.dataDir, relaxedDurability: false, startParams: [...PGlite.defaultStartParams, ...workerData.startParams] });
+    db = await PGlite.create({ pgliteWasmModule: await compilePglite(), dataDir: workerData.dataDir, relaxedDurability: false, startParams: [...PGlite.defaultStartParams, ...workerData.startParams] });
     prepareSwitches();
   } catch (err) {
     parentPort.postMessage({ ready: false, error: plain(err) });
