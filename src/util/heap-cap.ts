@@ -13,6 +13,8 @@ import { capYoungGeneration } from './heap';
 export const YOUNG_GENERATION_MB = 4;
 
 const raw = process.env.CONTINUUM_YOUNG_GENERATION_MB;
-const mb = raw !== undefined && /^\d+$/.test(raw) ? Number(raw) : YOUNG_GENERATION_MB;
+const asked = raw === undefined || raw === '' ? YOUNG_GENERATION_MB : Number(raw);
+// The same rule as the CLI's check (wholeNumberFromEnv), which reports what this ignores.
+const mb = Number.isInteger(asked) && asked >= 0 ? asked : YOUNG_GENERATION_MB;
 
 export const youngGenerationCap = mb > 0 ? capYoungGeneration(mb) : { lift: (): void => undefined };
