@@ -4,16 +4,13 @@
  * through EXPLAIN. Runs on the store under test (PGlite runs the same planner as the server).
  */
 import type { Driver } from '../../src/store/postgres/driver';
-import { migrate } from '../../src/store/postgres/migrate';
-import { openNodePg } from '../../src/store/postgres/nodepg';
-import { openPglite } from '../../src/store/postgres/pglite';
 import { PgStore } from '../../src/store/postgres/store';
 import { createRegistry } from '../../src/search/definitions';
 import { SearchParser } from '../../src/search/parse';
 import { isResourceType } from '../../src/validation/schema';
 import { compartmentFilter } from '../../src/auth/policy';
 import type { SearchFilter } from '../../src/store/api';
-import { freshSchema, usingPostgres } from '../support/server';
+import { migratedDriver } from '../support/server';
 
 jest.setTimeout(300_000);
 
@@ -54,14 +51,7 @@ ANALYZE;
 `;
 
 beforeAll(async () => {
-  if (usingPostgres()) {
-    const schema = await freshSchema();
-    drop = schema.drop;
-    driver = await openNodePg(schema.url, 2);
-  } else {
-    driver = await openPglite(undefined);
-  }
-  await migrate(driver);
+  ({ driver, drop } = await migratedDriver());
   await driver.exec(DATA);
   store = new PgStore(driver);
 });

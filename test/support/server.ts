@@ -7,6 +7,10 @@ import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
 import supertest from 'supertest';
 import { createContinuum, type Continuum, type ContinuumOptions } from '../../src/server';
+import type { Driver } from '../../src/store/postgres/driver';
+import { migrate } from '../../src/store/postgres/migrate';
+import { openNodePg } from '../../src/store/postgres/nodepg';
+import { openPglite } from '../../src/store/postgres/pglite';
 
 export const BASE_URL = 'http://continuum.test';
 
@@ -31,6 +35,24 @@ export async function freshSchema(): Promise<{ url: string; drop: () => Promise<
       await c.end();
     },
   };
+}
+
+/**
+ * A migrated database on the store under test, without a server: PGlite in memory, or a fresh
+ * schema on the PostgreSQL server (`drop` removes it; call it after closing the driver).
+ */
+export async function migratedDriver(): Promise<{ driver: Driver; drop: () => Promise<void> }> {
+  let driver: Driver;
+  let drop = async (): Promise<void> => undefined;
+  if (usingPostgres()) {
+    const schema = await freshSchema();
+    drop = schema.drop;
+    driver = await openNodePg(schema.url, 2);
+  } else {
+    driver = await openPglite(undefined);
+  }
+  await migrate(driver);
+  return { driver, drop };
 }
 
 export interface TestServer {

@@ -8,24 +8,14 @@ import { deflateRawSync } from 'node:zlib';
 import type { AuditQuery, AuditRow } from '../../src/store/api';
 import { PgAuditStore, patientKey } from '../../src/store/postgres/audit-store';
 import type { Driver } from '../../src/store/postgres/driver';
-import { migrate } from '../../src/store/postgres/migrate';
-import { openNodePg } from '../../src/store/postgres/nodepg';
-import { openPglite } from '../../src/store/postgres/pglite';
-import { freshSchema, usingPostgres } from '../support/server';
+import { migratedDriver } from '../support/server';
 
 let driver: Driver;
 let drop: (() => Promise<void>) | undefined;
 let store: PgAuditStore;
 
 beforeAll(async () => {
-  if (usingPostgres()) {
-    const s = await freshSchema();
-    drop = s.drop;
-    driver = await openNodePg(s.url, 2);
-  } else {
-    driver = await openPglite(undefined);
-  }
-  await migrate(driver);
+  ({ driver, drop } = await migratedDriver());
   store = new PgAuditStore(driver);
 });
 

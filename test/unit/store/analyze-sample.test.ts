@@ -5,10 +5,7 @@
  * with more distinct values than that shows the target in force. Runs on the store under test.
  */
 import type { Driver } from '../../../src/store/postgres/driver';
-import { migrate } from '../../../src/store/postgres/migrate';
-import { openNodePg } from '../../../src/store/postgres/nodepg';
-import { openPglite } from '../../../src/store/postgres/pglite';
-import { freshSchema, usingPostgres } from '../../support/server';
+import { migratedDriver } from '../../support/server';
 
 jest.setTimeout(120_000);
 
@@ -16,14 +13,7 @@ let driver: Driver;
 let drop: (() => Promise<void>) | undefined;
 
 beforeAll(async () => {
-  if (usingPostgres()) {
-    const schema = await freshSchema();
-    drop = schema.drop;
-    driver = await openNodePg(schema.url, 2);
-  } else {
-    driver = await openPglite(undefined);
-  }
-  await migrate(driver);
+  ({ driver, drop } = await migratedDriver());
   await driver.exec(`
 INSERT INTO resource_current (resource_type, id, version_id, last_updated, deleted, content)
 SELECT 'Patient', 'p' || g, 1, timestamptz '2020-01-01' + g * interval '1 minute', false, '{"resourceType":"Patient","id":"p' || g || '"}'
