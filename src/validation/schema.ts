@@ -98,6 +98,44 @@ export function warmUpSchema(): void {
   validatorFor('Patient');
 }
 
+/** The shape of an element in JSON, from the R4 schema. */
+export interface ElementShape {
+  /** The JSON key (for a choice element, `name` + the type: `valueQuantity`). */
+  key: string;
+  /** Whether the element repeats (a JSON array). */
+  array: boolean;
+  /** The schema definition of its values: a datatype, a backbone (`Patient_Contact`) or `ResourceList`. */
+  type: string;
+}
+
+/**
+ * The element `name` of a value of schema definition `definition` (a resource type, a datatype or a
+ * backbone such as `Patient_Contact`). A choice element (`value[x]`) needs `choiceType` (`Quantity`)
+ * to name its key. Undefined when the definition has no such element.
+ */
+export function elementShape(definition: string, name: string, choiceType?: string): ElementShape | undefined {
+  const properties = schemaSource.definitions[definition]?.properties as Record<string, PropertySchema> | undefined;
+  if (!properties || name.startsWith('_')) {
+    return undefined;
+  }
+  const key = Object.hasOwn(properties, name) ? name : choiceType ? `${name}${choiceType[0].toUpperCase()}${choiceType.slice(1)}` : undefined;
+  const p = key !== undefined && Object.hasOwn(properties, key) ? properties[key] : undefined;
+  if (!p || key === undefined) {
+    return undefined;
+  }
+  const ref = p.$ref ?? p.items?.$ref;
+  return { key, array: p.type === 'array', type: ref?.split('/').pop() ?? 'string' };
+}
+
+/** The keys a choice element `name` (`value[x]`) may take in `definition`, e.g. `valueQuantity`. */
+export function choiceKeys(definition: string, name: string): string[] {
+  const properties = schemaSource.definitions[definition]?.properties;
+  if (!properties) {
+    return [];
+  }
+  return Object.keys(properties).filter((k) => k.length > name.length && k.startsWith(name) && /^[A-Z]/.test(k[name.length]));
+}
+
 const MAX_ISSUES = 50;
 
 /**

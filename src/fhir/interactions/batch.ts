@@ -6,6 +6,7 @@ import type { SearchParser } from '../../search/parse';
 import type { StoreReader } from '../../store/api';
 import { validateStructure } from '../../validation/schema';
 import { bundle } from '../bundle';
+import { isFhirPatch } from '../fhirpatch';
 import { CONDITIONAL_REFERENCE, rewriteReferences } from '../references';
 import type { FhirMethod, FhirRequest, FhirResponse, RequestContext } from '../types';
 import { breather } from '../../util/breathe';
@@ -90,7 +91,7 @@ function parseEntry(entry: BundleEntry, index: number, baseUrl: string): ParsedE
   };
 }
 
-/** A PATCH entry carries its JSON Patch as a Binary (FHIR R4 http.html#patch). */
+/** A PATCH entry carries its JSON Patch as a Binary (FHIR R4 http.html#patch); a FHIRPath Patch comes as it is. */
 function decodePatchBinary(binary: Resource, where: string): Resource {
   const b = binary as { data?: string; contentType?: string };
   if (b.contentType !== 'application/json-patch+json') {
@@ -112,7 +113,8 @@ function entryRequest(e: ParsedEntry, outer: FhirRequest): FhirRequest {
     path: e.path,
     query: e.query,
     body: e.resource,
-    contentType: e.method === 'PATCH' ? 'application/json-patch+json' : 'application/fhir+json',
+    // A PATCH entry is a JSON Patch (from its Binary) or a FHIRPath Patch (a Parameters resource).
+    contentType: e.method === 'PATCH' && !isFhirPatch(e.resource) ? 'application/json-patch+json' : 'application/fhir+json',
     ifMatch: e.ifMatch,
     ifNoneExist: e.ifNoneExist,
     ifNoneMatch: e.ifNoneMatch,

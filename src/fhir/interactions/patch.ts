@@ -2,25 +2,30 @@ import type { Resource } from '@medplum/fhirtypes';
 import { badRequest, FhirError, outcomeOf, preconditionFailed } from '../../errors';
 import { validateStructure } from '../../validation/schema';
 import { parseETag, parseVersion, requireId, requireType, versionResponse } from '../common';
+import { applyFhirPatch, isFhirPatch, parseFhirPatch } from '../fhirpatch';
 import { applyJsonPatch, parsePatch } from '../jsonpatch';
 import type { Handler } from '../types';
 import { afterWrite, checkProfiles, forStore, writeResponse } from '../write';
 
 /**
- * patch: `PATCH [type]/[id]` with a JSON Patch body (`application/json-patch+json`), FHIR R4
- * http.html#patch. The patched resource is validated like any update; `If-Match` is honoured.
- * Without If-Match, a concurrent write between our read and our write is retried, never lost.
+ * patch: `PATCH [type]/[id]` with a JSON Patch body (`application/json-patch+json`) or a FHIRPath
+ * Patch (a Parameters resource, `application/fhir+json`), FHIR R4 http.html#patch. The patched
+ * resource is validated like any update; `If-Match` is honoured. Without If-Match, a concurrent
+ * write between our read and our write is retried, never lost.
  */
 export const patch: Handler = async (req, ctx, params) => {
   const type = requireType(params.type);
   const id = requireId(params.id);
-  if (req.contentType !== 'application/json-patch+json') {
+  const fhirPatch = (req.contentType === 'application/fhir+json' || req.contentType === 'application/json') && isFhirPatch(req.body);
+  if (req.contentType !== 'application/json-patch+json' && !fhirPatch) {
     throw new FhirError(
       'unsupported-media-type',
-      `PATCH needs a JSON Patch body (Content-Type: application/json-patch+json), got '${req.contentType ?? 'none'}'`,
+      `PATCH needs a JSON Patch body (Content-Type: application/json-patch+json) or a FHIRPath Patch Parameters resource (application/fhir+json), got '${req.contentType ?? 'none'}'${req.contentType === 'application/fhir+json' ? ' with a body that is not a Parameters resource' : ''}`,
     );
   }
-  const ops = parsePatch(req.body);
+  const apply: (resource: Resource) => Resource = fhirPatch
+    ? ((ops) => (resource) => applyFhirPatch(resource, ops))(parseFhirPatch(req.body))
+    : ((ops) => (resource) => applyJsonPatch(resource, ops) as Resource)(parsePatch(req.body));
   const clientIfMatch = parseETag(req.ifMatch);
   for (let attempt = 0; ; attempt++) {
     try {
@@ -31,7 +36,7 @@ export const patch: Handler = async (req, ctx, params) => {
         if (clientIfMatch !== undefined && clientIfMatch !== current?.versionId) {
           throw preconditionFailed(`If-Match expected version ${clientIfMatch} of ${type}/${id}, but the current version is ${current?.versionId}`);
         }
-        const patched = applyJsonPatch(parseVersion(current as NonNullable<typeof current>), ops) as Resource;
+        const patched = apply(parseVersion(current as NonNullable<typeof current>));
         if (typeof patched !== 'object' || patched === null || patched.resourceType !== type || patched.id !== id) {
           throw badRequest('A patch may not change resourceType or id');
         }
