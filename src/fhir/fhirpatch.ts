@@ -40,6 +40,13 @@ const PART_NAMES = new Set(['type', 'path', 'name', 'value', 'index', 'source', 
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 /** Nesting of `part` in a value, well past any FHIR datatype's. */
 const MAX_VALUE_DEPTH = 32;
+/** Operations in one patch: each evaluates its path over the whole resource. */
+export const MAX_OPERATIONS = 1000;
+/**
+ * Functions refused in paths: regular expressions from the request, run over the resource's
+ * strings on the server's thread, could backtrack for minutes.
+ */
+const REFUSED_FUNCTIONS = /\b(matches|replaceMatches)\s*\(/;
 
 /** Whether a PATCH body is FHIRPath Patch (a Parameters resource) rather than JSON Patch. */
 export function isFhirPatch(body: unknown): boolean {
@@ -125,6 +132,9 @@ export function parseFhirPatch(body: unknown): FhirPatchOperation[] {
   if (!Array.isArray(params) || params.length === 0) {
     throw badRequest('The FHIRPath Patch has no operation parameters', ['Parameters.parameter']);
   }
+  if (params.length > MAX_OPERATIONS) {
+    throw badRequest(`The FHIRPath Patch has ${params.length} operations; at most ${MAX_OPERATIONS} are accepted`, ['Parameters.parameter']);
+  }
   return params.map((param, i): FhirPatchOperation => {
     const where = `operation[${i}]`;
     if (!isObject(param) || param.name !== 'operation') {
@@ -154,6 +164,10 @@ export function parseFhirPatch(body: unknown): FhirPatchOperation[] {
       throw badRequest(`${where} needs a path`, [where]);
     }
     const op: FhirPatchOperation = { type: type as FhirPatchType, path: stringPart(pathPart, `${where}.path`), where };
+    const refused = REFUSED_FUNCTIONS.exec(op.path);
+    if (refused) {
+      throw badRequest(`${where}.path: ${refused[1]}() is not supported in patch paths`, [`${where}.path`]);
+    }
     const need: Record<FhirPatchType, string[]> = {
       add: ['name', 'value'],
       insert: ['value', 'index'],

@@ -147,6 +147,8 @@ describe('FHIRPath Patch bodies that are refused (400, naming the operation)', (
     ['a part the type does not take', patchOf(op('delete', 'Patient.name', [{ name: 'index', valueInteger: 0 }])), /a delete operation takes no 'index'/],
     ['a negative index', patchOf(op('insert', 'Patient.name', [{ name: 'value', valueHumanName: {} }, { name: 'index', valueInteger: -1 }])), /valueInteger of 0 or more/],
     ['a value with two value[x]', patchOf(op('replace', 'Patient.gender', [{ name: 'value', valueCode: 'male', valueString: 'x' } as ParametersParameter])), /more than one value\[x\]/],
+    ['a regular expression in a path', patchOf(op('delete', "Patient.identifier.where(value.matches('(a+)+$'))")), /matches\(\) is not supported in patch paths/],
+    ['too many operations', patchOf(...Array.from({ length: 1001 }, () => op('delete', 'Patient.name'))), /1001 operations; at most 1000/],
     ['a prototype key in parts', patchOf(op('add', 'Patient', [{ name: 'name', valueString: 'contact' }, { name: 'value', part: [{ name: '__proto__', valueString: 'x' }] }])), /is not an element name/],
   ])('%s', (_what, body, message) => {
     expect(problem(() => parseFhirPatch(body))).toMatch(message);
