@@ -14,7 +14,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import * as fhirpath from 'fhirpath';
 import * as r4 from 'fhirpath/fhir-context/r4';
 import { badRequest } from '../errors';
-import { choiceKeys, elementShape, RESOURCE_TYPES } from '../validation/schema';
+import { choiceKeys, choiceOf, elementShape, RESOURCE_TYPES } from '../validation/schema';
 
 export type FhirPatchType = 'add' | 'insert' | 'delete' | 'replace' | 'move';
 
@@ -42,11 +42,123 @@ const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 const MAX_VALUE_DEPTH = 32;
 /** Operations in one patch: each evaluates its path over the whole resource. */
 export const MAX_OPERATIONS = 1000;
+/** Conditions nested in parentheses inside one where(). */
+const MAX_CONDITION_DEPTH = 4;
+
+const TOKEN = /\s*(?:(\$this\b)|([A-Za-z_][A-Za-z0-9_]*)|`([^`]+)`|(\d+(?:\.\d+)?)|('(?:[^'\\]|\\.)*')|(@[0-9][0-9T:.+\-Z]*)|(!=|<=|>=|!~|[.[\]()=<>~,]))/y;
+
 /**
- * Functions refused in paths: regular expressions from the request, run over the resource's
- * strings on the server's thread, could backtrack for minutes.
+ * Paths are FHIRPath, but only the part of it a patch needs: navigation, indexes, `ofType(T)`,
+ * `first()`, `last()`, and `where()` over conditions comparing relative paths with literals
+ * (`Patient.identifier.where(system = 'x' and use != 'old').value`). Each costs time in
+ * proportion to the resource; the full language does not (nested select() or where() over
+ * literal collections, regular expressions), and a request could hold the server for minutes.
  */
-const REFUSED_FUNCTIONS = /\b(matches|replaceMatches)\s*\(/;
+export function checkPatchPath(path: string, where: string): void {
+  const tokens: string[] = [];
+  TOKEN.lastIndex = 0;
+  while (TOKEN.lastIndex < path.length) {
+    const at = TOKEN.lastIndex;
+    const m = TOKEN.exec(path);
+    if (!m) {
+      if (path.slice(at).trim() === '') {
+        break;
+      }
+      throw badRequest(`${where}.path: unexpected '${path.slice(at, at + 10)}' at character ${at + 1} of '${path}'`, [`${where}.path`]);
+    }
+    // Kind-tagged tokens: identifiers (i), literals (l), symbols as they are.
+    tokens.push(m[1] ? '$this' : m[2] !== undefined || m[3] !== undefined ? `i:${m[2] ?? m[3]}` : m[4] !== undefined || m[5] !== undefined || m[6] !== undefined ? 'l' : m[7]);
+  }
+  let i = 0;
+  const fail = (what: string): never => {
+    throw badRequest(
+      `${where}.path '${path}': ${what}. Patch paths may use navigation, [index], ofType(), first(), last() and where() comparing paths with literals`,
+      [`${where}.path`],
+    );
+  };
+  const peek = (): string | undefined => tokens[i];
+  const expect = (t: string): void => {
+    if (tokens[i] !== t) {
+      fail(`expected '${t}'${tokens[i] === undefined ? ' at the end' : ''}`);
+    }
+    i++;
+  };
+  const ident = (): string => {
+    const t = tokens[i];
+    if (!t?.startsWith('i:')) {
+      fail('expected an element name');
+    }
+    i++;
+    return (t as string).slice(2);
+  };
+  // Steps after the first name: .name, .fn(...), [n]. `inCondition` allows only argument-less functions.
+  const steps = (inCondition: boolean, depth: number): void => {
+    for (;;) {
+      if (peek() === '[') {
+        i++;
+        if (peek() !== 'l') {
+          fail('an index must be a number');
+        }
+        i++;
+        expect(']');
+      } else if (peek() === '.') {
+        i++;
+        const name = ident();
+        if (peek() !== '(') {
+          continue;
+        }
+        i++;
+        if (name === 'first' || name === 'last' || (inCondition && (name === 'exists' || name === 'empty' || name === 'not'))) {
+          expect(')');
+        } else if (name === 'ofType') {
+          ident();
+          expect(')');
+        } else if (name === 'where' && !inCondition) {
+          condition(depth + 1);
+          expect(')');
+        } else {
+          fail(`${name}() is not supported${inCondition && name === 'where' ? ' inside where()' : ''}`);
+        }
+      } else {
+        return;
+      }
+    }
+  };
+  const operand = (depth: number): void => {
+    const t = peek();
+    if (t === 'l' || t === 'i:true' || t === 'i:false') {
+      i++;
+    } else if (t === '$this' || t?.startsWith('i:')) {
+      i++;
+      steps(true, depth);
+    } else if (t === '(' && depth < MAX_CONDITION_DEPTH) {
+      i++;
+      condition(depth + 1);
+      expect(')');
+    } else {
+      fail(t === '(' ? 'conditions are nested too deeply' : 'expected a path or a literal');
+    }
+  };
+  const condition = (depth: number): void => {
+    for (;;) {
+      operand(depth);
+      if (['=', '!=', '<', '>', '<=', '>=', '~', '!~'].includes(peek() ?? '')) {
+        i++;
+        operand(depth);
+      }
+      if (peek() === 'i:and' || peek() === 'i:or') {
+        i++;
+        continue;
+      }
+      return;
+    }
+  };
+  ident();
+  steps(false, 0);
+  if (i < tokens.length) {
+    fail(`unexpected '${tokens[i].replace(/^i:/, '')}'`);
+  }
+}
 
 /** Whether a PATCH body is FHIRPath Patch (a Parameters resource) rather than JSON Patch. */
 export function isFhirPatch(body: unknown): boolean {
@@ -73,8 +185,8 @@ function contentOf(param: Json, where: string, depth = 0): { value: unknown; typ
   }
   const direct = valueOf(param, where);
   const parts = param.part;
-  if (direct && parts !== undefined) {
-    throw badRequest(`${where} has both a value[x] and parts`, [where]);
+  if ((direct && parts !== undefined) || (direct && param.resource !== undefined) || (parts !== undefined && param.resource !== undefined)) {
+    throw badRequest(`${where} must have one of a value[x], a resource or parts`, [where]);
   }
   if (direct) {
     return { value: structuredClone(direct.value), type: direct.type };
@@ -164,10 +276,7 @@ export function parseFhirPatch(body: unknown): FhirPatchOperation[] {
       throw badRequest(`${where} needs a path`, [where]);
     }
     const op: FhirPatchOperation = { type: type as FhirPatchType, path: stringPart(pathPart, `${where}.path`), where };
-    const refused = REFUSED_FUNCTIONS.exec(op.path);
-    if (refused) {
-      throw badRequest(`${where}.path: ${refused[1]}() is not supported in patch paths`, [`${where}.path`]);
-    }
+    checkPatchPath(op.path, where);
     const need: Record<FhirPatchType, string[]> = {
       add: ['name', 'value'],
       insert: ['value', 'index'],
@@ -300,9 +409,10 @@ function locate(root: Json, path: string, where: string, index: Map<object, Loca
       return at;
     });
   }
-  // Primitives: located through the parent named by the path's last step.
+  // Primitives: located through the parent named by the path's last step. An index counts over
+  // the values of all the parents together, as FHIRPath does (`Patient.name.given[1]`).
   const step = lastStep(path, where);
-  const out: Location[] = [];
+  let out: Location[] = [];
   for (const parent of objectsAt(root, step.parent, where, index)) {
     const key = presentKey(parent.node, parent.type, step.name);
     if (key === undefined) {
@@ -310,18 +420,33 @@ function locate(root: Json, path: string, where: string, index: Map<object, Loca
     }
     const value = parent.node[key];
     if (Array.isArray(value)) {
-      const indexes = step.at === undefined ? value.map((_, i) => i) : step.at < value.length ? [step.at] : [];
-      for (const i of indexes) {
-        out.push({ container: value, key: i, owner: parent.node, ownerKey: key, ownerType: parent.type });
-      }
-    } else if (step.at === undefined || step.at === 0) {
+      value.forEach((_, i) => out.push({ container: value, key: i, owner: parent.node, ownerKey: key, ownerType: parent.type }));
+    } else {
       out.push({ container: parent.node, key, owner: parent.node, ownerKey: key, ownerType: parent.type });
     }
   }
-  if (out.length !== found.length) {
+  if (step.at !== undefined) {
+    out = step.at < out.length ? [out[step.at]] : [];
+  }
+  const valueAt = (l: Location): unknown => (Array.isArray(l.container) ? l.container[l.key as number] : l.container[l.key as string]);
+  if (out.length !== found.length || out.some((l, k) => valueAt(l) !== found[k])) {
     throw badRequest(`${where}.path '${path}' selects values this server cannot locate in the resource; name them by element (e.g. Patient.name[0].given[1])`, [`${where}.path`]);
   }
   return out;
+}
+
+/** The object holding `node` removed when a removal left it empty (FHIR has no empty elements), up the tree. */
+function pruneEmpty(node: Json, index: Map<object, Location & { type: string }>): void {
+  let current: Json | undefined = node;
+  while (current && Object.keys(current).length === 0) {
+    const at = index.get(current);
+    if (!at) {
+      return; // the resource itself
+    }
+    const parent: Json = at.owner;
+    removeAt(at);
+    current = parent;
+  }
 }
 
 /** Removes an array element, with its primitive extension sibling (`_given[i]`), and empty arrays. */
@@ -361,6 +486,7 @@ export function applyFhirPatch(resource: Resource, ops: readonly FhirPatchOperat
         if (FORBIDDEN_KEYS.has(name) || name.startsWith('_')) {
           throw badRequest(`${where}.name: '${name}' is not an element name`, [`${where}.name`]);
         }
+        const value = structuredClone(op.value); // the operation is applied again on a retry
         const shape = elementShape(parent.type, name, op.valueType);
         if (!shape) {
           throw badRequest(`${where}.name: ${parent.type} has no element '${name}'${op.valueType ? ` of type ${op.valueType}` : ''}`, [`${where}.name`]);
@@ -368,11 +494,15 @@ export function applyFhirPatch(resource: Resource, ops: readonly FhirPatchOperat
         const existing = presentKey(parent.node, parent.type, name);
         if (shape.array) {
           const list = existing === undefined ? [] : (parent.node[existing] as unknown[]);
-          parent.node[shape.key] = [...list, op.value];
+          parent.node[shape.key] = [...list, value];
+          const ext = parent.node[`_${shape.key}`];
+          if (Array.isArray(ext)) {
+            ext.push(null); // keeps a primitive list's extensions aligned
+          }
         } else if (existing !== undefined) {
           throw badRequest(`${where}: ${parent.type}.${name} already has a value; use replace`, [`${where}.name`]);
         } else {
-          parent.node[shape.key] = op.value;
+          parent.node[shape.key] = value;
         }
         break;
       }
@@ -394,7 +524,7 @@ export function applyFhirPatch(resource: Resource, ops: readonly FhirPatchOperat
           if (at > list.length) {
             throw badRequest(`${where}.index ${at} is past the end of ${path} (${list.length} elements)`, [`${where}.index`]);
           }
-          parent.node[shape.key] = [...list.slice(0, at), op.value, ...list.slice(at)];
+          parent.node[shape.key] = [...list.slice(0, at), structuredClone(op.value), ...list.slice(at)];
           if (Array.isArray(ext)) {
             ext.splice(at, 0, null);
           }
@@ -422,41 +552,39 @@ export function applyFhirPatch(resource: Resource, ops: readonly FhirPatchOperat
         }
         if (found.length === 1) {
           removeAt(found[0]);
+          pruneEmpty(found[0].owner, index);
         }
         break;
       }
       case 'replace': {
         const loc = single(locate(root, path, where, index), path, where, 'element to replace');
+        const value = structuredClone(op.value);
         if (Array.isArray(loc.container)) {
-          loc.container[loc.key as number] = op.value;
+          const i = loc.key as number;
+          loc.container[i] = value;
+          // The new value comes without the old one's extensions.
+          const ext = loc.owner[`_${loc.ownerKey}`];
+          if (Array.isArray(ext) && i < ext.length) {
+            ext[i] = null;
+            if (ext.every((e) => e === null)) {
+              delete loc.owner[`_${loc.ownerKey}`];
+            }
+          }
         } else {
           // A choice element may change type: valueString replacing valueQuantity.
           const key = loc.key as string;
-          const base = choiceBase(loc.ownerType, key);
-          const shape = base !== undefined && op.valueType ? elementShape(loc.ownerType, base, op.valueType) : undefined;
-          if (base !== undefined && op.valueType && !shape) {
-            throw badRequest(`${where}: ${loc.ownerType}.${base}[x] cannot be a ${op.valueType}`, [`${where}.value`]);
+          const choice = choiceOf(loc.ownerType, key);
+          const shape = choice && op.valueType ? elementShape(loc.ownerType, choice.base, op.valueType) : undefined;
+          if (choice && op.valueType && !shape) {
+            throw badRequest(`${where}: ${loc.ownerType}.${choice.base}[x] cannot be a ${op.valueType}`, [`${where}.value`]);
           }
-          if (shape && shape.key !== key) {
-            delete loc.container[key];
-            delete loc.container[`_${key}`];
-          }
-          loc.container[shape?.key ?? key] = op.value;
+          delete loc.container[key];
+          delete loc.container[`_${key}`];
+          loc.container[shape?.key ?? key] = value;
         }
         break;
       }
     }
   }
   return root as unknown as Resource;
-}
-
-/** For a choice element's key (`valueQuantity`), its name (`value`); otherwise undefined. */
-function choiceBase(type: string, key: string): string | undefined {
-  for (let cut = 1; cut < key.length; cut++) {
-    const base = key.slice(0, cut);
-    if (/^[A-Z]/.test(key[cut]) && choiceKeys(type, base).includes(key) && elementShape(type, base) === undefined) {
-      return base;
-    }
-  }
-  return undefined;
 }

@@ -127,13 +127,35 @@ export function elementShape(definition: string, name: string, choiceType?: stri
   return { key, array: p.type === 'array', type: ref?.split('/').pop() ?? 'string' };
 }
 
+/** Whether `suffix` of a choice key names a FHIR type (`Quantity`, `DateTime` for dateTime). */
+function isTypeSuffix(suffix: string): boolean {
+  const defs = schemaSource.definitions;
+  return Object.hasOwn(defs, suffix) || Object.hasOwn(defs, suffix[0].toLowerCase() + suffix.slice(1));
+}
+
 /** The keys a choice element `name` (`value[x]`) may take in `definition`, e.g. `valueQuantity`. */
 export function choiceKeys(definition: string, name: string): string[] {
   const properties = schemaSource.definitions[definition]?.properties;
-  if (!properties) {
+  if (!properties || Object.hasOwn(properties, name)) {
     return [];
   }
-  return Object.keys(properties).filter((k) => k.length > name.length && k.startsWith(name) && /^[A-Z]/.test(k[name.length]));
+  return Object.keys(properties).filter((k) => k.length > name.length && k.startsWith(name) && /^[A-Z]/.test(k[name.length]) && isTypeSuffix(k.slice(name.length)));
+}
+
+/**
+ * For a choice element's key (`multipleBirthBoolean`), the element's name and type
+ * (`multipleBirth`, `Boolean`); undefined for any other key (`productCategory` is an element of its own).
+ */
+export function choiceOf(definition: string, key: string): { base: string; type: string } | undefined {
+  for (let cut = key.length - 1; cut > 0; cut--) {
+    if (/^[A-Z]/.test(key[cut])) {
+      const base = key.slice(0, cut);
+      if (choiceKeys(definition, base).includes(key)) {
+        return { base, type: key.slice(cut) };
+      }
+    }
+  }
+  return undefined;
 }
 
 const MAX_ISSUES = 50;

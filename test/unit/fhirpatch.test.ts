@@ -129,6 +129,48 @@ describe('FHIRPath Patch operations', () => {
     expect(problem(() => apply(patient(), op('replace', 'Patient.deceased', [{ name: 'value', valueQuantity: { value: 1 } }])))).toMatch(/cannot be a Quantity/);
   });
 
+  test('an index after a flattened list counts over all its values, as FHIRPath does', () => {
+    const p: Patient = { resourceType: 'Patient', name: [{ given: ['A'] }, { given: ['B', 'C'] }] };
+    expect(apply(p, op('delete', 'Patient.name.given[1]')).name).toEqual([{ given: ['A'] }, { given: ['C'] }]);
+    expect(apply(p, op('replace', 'Patient.name.given[2]', [{ name: 'value', valueString: 'Z' }])).name).toEqual([{ given: ['A'] }, { given: ['B', 'Z'] }]);
+  });
+
+  test('choice elements are told from elements whose names only look like them', () => {
+    const twin = apply({ resourceType: 'Patient', multipleBirthBoolean: true } as Patient, op('replace', 'Patient.multipleBirth', [{ name: 'value', valueInteger: 2 }]));
+    expect(twin).toEqual({ resourceType: 'Patient', multipleBirthInteger: 2 });
+    const product = { resourceType: 'BiologicallyDerivedProduct', productCategory: 'organ' } as Resource;
+    expect(apply(product, op('replace', 'BiologicallyDerivedProduct.productCategory', [{ name: 'value', valueCode: 'cells' }]))).toEqual({
+      resourceType: 'BiologicallyDerivedProduct',
+      productCategory: 'cells',
+    });
+  });
+
+  test('applying the same parsed operations twice gives the same result (a retry after a concurrent write)', () => {
+    const ops = parseFhirPatch(
+      patchOf(
+        op('add', 'Patient', [{ name: 'name', valueString: 'telecom' }, { name: 'value', valueContactPoint: { system: 'phone' } }]),
+        op('add', "Patient.telecom.where(system = 'phone')", [{ name: 'name', valueString: 'value' }, { name: 'value', valueString: '555' }]),
+      ),
+    );
+    const first = applyFhirPatch({ resourceType: 'Patient', id: 'p' }, ops);
+    const second = applyFhirPatch({ resourceType: 'Patient', id: 'p' }, ops);
+    expect(first).toEqual({ resourceType: 'Patient', id: 'p', telecom: [{ system: 'phone', value: '555' }] });
+    expect(second).toEqual(first);
+  });
+
+  test('replace drops the old value\'s extensions; delete leaves no empty element; add keeps _x lists aligned', () => {
+    const absent = [{ url: 'http://hl7.org/fhir/StructureDefinition/data-absent-reason', valueCode: 'unknown' }];
+    const p = { resourceType: 'Patient', birthDate: '1900-01-01', _birthDate: { extension: absent }, maritalStatus: { text: 'x' }, name: [{ given: ['A', 'B'], _given: [{ id: 'g0' }, null] }] } as unknown as Patient;
+    const out = apply(
+      p,
+      op('replace', 'Patient.birthDate', [{ name: 'value', valueDate: '1974-12-25' }]),
+      op('delete', 'Patient.maritalStatus.text'),
+      op('add', 'Patient.name[0]', [{ name: 'name', valueString: 'given' }, { name: 'value', valueString: 'C' }]),
+      op('replace', 'Patient.name[0].given[0]', [{ name: 'value', valueString: 'Z' }]),
+    ) as unknown as Record<string, unknown>;
+    expect(out).toEqual({ resourceType: 'Patient', birthDate: '1974-12-25', name: [{ given: ['Z', 'B', 'C'] }] });
+  });
+
   test('the original resource is never changed', () => {
     const p = patient();
     apply(p, op('delete', 'Patient.name'), op('add', 'Patient', [{ name: 'name', valueString: 'gender' }, { name: 'value', valueCode: 'other' }]));
@@ -147,18 +189,47 @@ describe('FHIRPath Patch bodies that are refused (400, naming the operation)', (
     ['a part the type does not take', patchOf(op('delete', 'Patient.name', [{ name: 'index', valueInteger: 0 }])), /a delete operation takes no 'index'/],
     ['a negative index', patchOf(op('insert', 'Patient.name', [{ name: 'value', valueHumanName: {} }, { name: 'index', valueInteger: -1 }])), /valueInteger of 0 or more/],
     ['a value with two value[x]', patchOf(op('replace', 'Patient.gender', [{ name: 'value', valueCode: 'male', valueString: 'x' } as ParametersParameter])), /more than one value\[x\]/],
-    ['a regular expression in a path', patchOf(op('delete', "Patient.identifier.where(value.matches('(a+)+$'))")), /matches\(\) is not supported in patch paths/],
+    ['a regular expression in a path', patchOf(op('delete', "Patient.identifier.where(value.matches('(a+)+$'))")), /matches\(\) is not supported/],
     ['too many operations', patchOf(...Array.from({ length: 1001 }, () => op('delete', 'Patient.name'))), /1001 operations; at most 1000/],
     ['a prototype key in parts', patchOf(op('add', 'Patient', [{ name: 'name', valueString: 'contact' }, { name: 'value', part: [{ name: '__proto__', valueString: 'x' }] }])), /is not an element name/],
   ])('%s', (_what, body, message) => {
     expect(problem(() => parseFhirPatch(body))).toMatch(message);
   });
 
+  test.each([
+    ['nested select() over a literal collection', 'Patient.where((0|1|2).select((0|1|2).select(0|1|2)).count() > 0).name', /unexpected '\|'|select\(\) is not supported|expected/],
+    ['select()', 'Patient.name.select(given)', /select\(\) is not supported/],
+    ['where() inside where()', "Patient.name.where(given.where($this = 'A').exists())", /where\(\) is not supported inside where\(\)/],
+    ['a regular expression hidden by a comment', "Patient.name.where(family.matches/**/('(a+)+$'))", /unexpected|not supported/],
+    ['matchesFull()', "Patient.name.where(family.matchesFull('(a+)+$'))", /matchesFull\(\) is not supported/],
+    ['an environment variable', '%resource.name', /unexpected '%resource/],
+  ])('a path outside the patch subset is refused before it runs: %s', (_what, path, message) => {
+    expect(problem(() => parseFhirPatch(patchOf(op('delete', path))))).toMatch(message);
+  });
+
+  test('the patch subset keeps the paths patches need', () => {
+    for (const path of [
+      'Patient.name[0].given[1]',
+      "Observation.component.where(code.coding.code = '8480-6' and value.exists()).value",
+      "Patient.identifier.where(system = 'urn:a' or (use != 'old' and period.end.empty())).first()",
+      'Bundle.entry[0].resource.ofType(Patient).birthDate',
+      "Patient.extension.where(url = 'http://x').value",
+      'Observation.effective.ofType(dateTime)',
+      "Patient.name.where($this.family = 'x').last()",
+      'Patient.birthDate.where($this > @2000-01-01)',
+    ]) {
+      expect(() => parseFhirPatch(patchOf(op('delete', path)))).not.toThrow();
+    }
+  });
+
   test('paths that do not evaluate, or select what cannot be patched', () => {
-    expect(problem(() => apply(patient(), op('delete', 'Patient.name[')))).toMatch(/operation\[0\]\.path 'Patient\.name\[' is not a FHIRPath expression/);
+    expect(problem(() => apply(patient(), op('delete', 'Patient.name[')))).toMatch(/operation\[0\]\.path 'Patient\.name\[': an index must be a number/);
     expect(problem(() => apply(patient(), op('delete', 'Patient')))).toMatch(/not the resource itself/);
     expect(problem(() => apply(patient(), op('delete', "Patient.name.given.where($this = 'Peter')")))).toMatch(/must end with an element name/);
-    expect(problem(() => apply(patient(), op('add', '1 + 1', [{ name: 'name', valueString: 'x' }, { name: 'value', valueString: 'y' }])))).toMatch(/must select elements of the resource/);
+    expect(problem(() => apply(patient(), op('add', '1 + 1', [{ name: 'name', valueString: 'x' }, { name: 'value', valueString: 'y' }])))).toMatch(/unexpected ' \+ 1' at character 2/);
+    expect(problem(() => apply(patient(), op('add', "Patient.identifier.where(system = 'urn:mrn')", [{ name: 'name', valueString: 'x' }, { name: 'value', valueString: 'y' }])))).toMatch(
+      /Identifier has no element 'x'/,
+    );
     expect(problem(() => apply(patient(), op('insert', 'Patient.birthDate', [{ name: 'value', valueDate: '2000-01-01' }, { name: 'index', valueInteger: 0 }])))).toMatch(
       /not a repeating element of Patient/,
     );
