@@ -13,6 +13,7 @@
 import type { Resource } from '@medplum/fhirtypes';
 import * as fhirpath from 'fhirpath';
 import * as r4 from 'fhirpath/fhir-context/r4';
+import { isDangerousKey } from '../util/json';
 import { badRequest } from '../errors';
 import { choiceKeys, choiceOf, elementShape, RESOURCE_TYPES } from '../validation/schema';
 
@@ -37,7 +38,6 @@ type Container = Json | unknown[];
 
 const TYPES = new Set<FhirPatchType>(['add', 'insert', 'delete', 'replace', 'move']);
 const PART_NAMES = new Set(['type', 'path', 'name', 'value', 'index', 'source', 'destination']);
-const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 /** Nesting of `part` in a value, well past any FHIR datatype's. */
 const MAX_VALUE_DEPTH = 32;
 /** Operations in one patch: each evaluates its path over the whole resource. */
@@ -204,7 +204,7 @@ function contentOf(param: Json, where: string, depth = 0): { value: unknown; typ
     if (!isObject(p) || typeof p.name !== 'string' || p.name === '') {
       throw badRequest(`${at} needs a name`, [at]);
     }
-    if (FORBIDDEN_KEYS.has(p.name) || p.name.startsWith('_')) {
+    if (isDangerousKey(p.name) || p.name.startsWith('_')) {
       throw badRequest(`${at}: '${p.name}' is not an element name`, [at]);
     }
     const { value } = contentOf(p, at, depth + 1);
@@ -483,7 +483,7 @@ export function applyFhirPatch(resource: Resource, ops: readonly FhirPatchOperat
       case 'add': {
         const parent = single(objectsAt(root, path, where, index), path, where, 'element to add to');
         const name = op.name as string;
-        if (FORBIDDEN_KEYS.has(name) || name.startsWith('_')) {
+        if (isDangerousKey(name) || name.startsWith('_')) {
           throw badRequest(`${where}.name: '${name}' is not an element name`, [`${where}.name`]);
         }
         const value = structuredClone(op.value); // the operation is applied again on a retry

@@ -1,6 +1,7 @@
 /**
  * JSON Patch (RFC 6902) applied to a copy of a document. Errors name the failing operation.
  */
+import { isDangerousKey } from '../util/json';
 import { badRequest, unprocessable } from '../errors';
 
 export interface PatchOperation {
@@ -12,7 +13,6 @@ export interface PatchOperation {
 
 type Container = Record<string, unknown> | unknown[];
 
-const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 function parsePointer(pointer: string, where: string): string[] {
   if (pointer === '') {
@@ -26,7 +26,7 @@ function parsePointer(pointer: string, where: string): string[] {
     .split('/')
     .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
   for (const p of parts) {
-    if (FORBIDDEN_KEYS.has(p)) {
+    if (isDangerousKey(p)) {
       throw badRequest(`${where}: '${p}' is not allowed in a path`);
     }
   }

@@ -35,6 +35,11 @@ export function jsonDepthExceeds(text: string, limit: number): boolean {
 
 const DANGEROUS_KEYS = ['__proto__', 'constructor', 'prototype'];
 
+/** Whether `key` could pollute a prototype if written into an object (refused in bodies and patches). */
+export function isDangerousKey(key: string): boolean {
+  return DANGEROUS_KEYS.includes(key);
+}
+
 /** Finds a dangerous key anywhere in a parsed value (iteratively). Returns its path or undefined. */
 export function findDangerousKey(value: unknown): string | undefined {
   const stack: [unknown, string][] = [[value, '']];
@@ -44,7 +49,7 @@ export function findDangerousKey(value: unknown): string | undefined {
       v.forEach((child, i) => stack.push([child, `${path}[${i}]`]));
     } else if (typeof v === 'object' && v !== null) {
       for (const key of Object.keys(v)) {
-        if (DANGEROUS_KEYS.includes(key)) {
+        if (isDangerousKey(key)) {
           return path ? `${path}.${key}` : key;
         }
         stack.push([(v as Record<string, unknown>)[key], path ? `${path}.${key}` : key]);

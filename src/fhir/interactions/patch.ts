@@ -23,9 +23,15 @@ export const patch: Handler = async (req, ctx, params) => {
       `PATCH needs a JSON Patch body (Content-Type: application/json-patch+json) or a FHIRPath Patch Parameters resource (application/fhir+json), got '${req.contentType ?? 'none'}'${req.contentType === 'application/fhir+json' ? ' with a body that is not a Parameters resource' : ''}`,
     );
   }
-  const apply: (resource: Resource) => Resource = fhirPatch
-    ? ((ops) => (resource) => applyFhirPatch(resource, ops))(parseFhirPatch(req.body))
-    : ((ops) => (resource) => applyJsonPatch(resource, ops) as Resource)(parsePatch(req.body));
+  // Parsed once (a bad body is a 400 before any read); applied to the current version on each attempt.
+  let apply: (resource: Resource) => Resource;
+  if (fhirPatch) {
+    const ops = parseFhirPatch(req.body);
+    apply = (resource) => applyFhirPatch(resource, ops);
+  } else {
+    const ops = parsePatch(req.body);
+    apply = (resource) => applyJsonPatch(resource, ops) as Resource;
+  }
   const clientIfMatch = parseETag(req.ifMatch);
   for (let attempt = 0; ; attempt++) {
     try {
