@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { DEFAULT_LIMITS, DEFAULT_PORT } from './config';
-import { formatSummary, importPaths } from './import/importer';
+import { COMMON_IMPORT_TYPES, formatSummary, importPaths } from './import/importer';
 import { Progress } from './import/progress';
 import { type Continuum, createContinuum, type ContinuumOptions } from './server';
 import { RegistrationError } from './auth/accounts';
@@ -22,6 +22,7 @@ import { BotCompileError } from './bots/compile';
 import { DeployError } from './bots/deploy';
 import { projectRoot } from './util/root';
 import { sharedBuffersFromEnv } from './store/open';
+import { warmUpValidators } from './validation/schema';
 
 const HELP = `continuum: a FHIR R4 server for Chronic Care Management
 
@@ -283,8 +284,12 @@ async function runImport(values: Values, paths: string[]): Promise<number> {
   // larger buffer pool than a server's unless CONTINUUM_SHARED_BUFFERS says.
   youngGenerationCap.lift();
   const options = { ...storeOptions(values), sharedBuffers: sharedBuffersFromEnv() ?? IMPORT_SHARED_BUFFERS };
+  // This thread mostly waits while the embedded store starts on its own: compile the validators
+  // the files will most likely need meanwhile.
+  const warming = warmUpValidators(COMMON_IMPORT_TYPES);
   const continuum = await createContinuum({ ...options, bots: QUIET_BOTS });
   try {
+    await warming;
     console.error(`Importing into ${describeStore(options)}`);
     const summary = await importPaths(paths, continuum.context());
     console.log(formatSummary(summary));

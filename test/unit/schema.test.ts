@@ -1,4 +1,5 @@
-import { isResourceType, pointerToFhirPath, validateStructure } from '../../src/validation/schema';
+import { COMMON_IMPORT_TYPES } from '../../src/import/importer';
+import { isResourceType, pointerToFhirPath, validateStructure, validatorCompiled, warmUpValidators } from '../../src/validation/schema';
 
 describe('R4 JSON schema validation', () => {
   test('knows the R4 resource types', () => {
@@ -79,5 +80,32 @@ describe('fixes to the published R4 JSON schema (found loading the official R4 e
   test('strings may contain Unicode spaces such as the no-break space, but not be empty', () => {
     expect(validateStructure({ resourceType: 'Patient', name: [{ family: 'van\u00a0Dijk' }] })).toEqual([]);
     expect(validateStructure({ resourceType: 'Patient', name: [{ family: '' }] })[0].expression).toEqual(['Patient.name[0].family']);
+  });
+});
+
+describe('warming validators up ahead of use (continuum import, while the store starts)', () => {
+  test('compiles each known type, one per turn of the event loop, and skips unknown names', async () => {
+    const types = ['Goal', 'NotAType', 'Flag', 'Basic'];
+    expect(types.filter(validatorCompiled)).toEqual([]);
+    const seen: string[][] = [];
+    // A callback queued for the next turn runs between two compiles, not after all of them.
+    const probe = (): void => {
+      seen.push(types.filter(validatorCompiled));
+      if (seen.length < 3) {
+        setImmediate(probe);
+      }
+    };
+    setImmediate(probe);
+    await warmUpValidators(types);
+    expect(seen[0]).toEqual(['Goal']);
+    expect(types.filter(validatorCompiled)).toEqual(['Goal', 'Flag', 'Basic']);
+    // The warmed validator is the one used.
+    const issues = validateStructure({ resourceType: 'Flag', status: 'nope', code: { text: 'x' }, subject: { reference: 'Patient/p' } });
+    expect(issues.map((i) => i.expression?.[0])).toEqual(['Flag.status']);
+  });
+
+  test("the import's list names only R4 resource types (warmUpValidators would skip a misspelt one)", () => {
+    expect(COMMON_IMPORT_TYPES.filter((t) => !isResourceType(t))).toEqual([]);
+    expect(new Set(COMMON_IMPORT_TYPES).size).toBe(COMMON_IMPORT_TYPES.length);
   });
 });
