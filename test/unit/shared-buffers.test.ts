@@ -1,6 +1,6 @@
 /**
  * The embedded store's buffer pool: 16 MB unless CONTINUUM_SHARED_BUFFERS says otherwise, and a
- * malformed value is refused by name before PostgreSQL sees it. Its WAL settings (pglite.ts).
+ * malformed value is refused by name before PostgreSQL sees it. Its WAL and statistics settings (pglite.ts).
  */
 import { sharedBuffersFromEnv } from '../../src/store/open';
 import { openPglite } from '../../src/store/postgres/pglite';
@@ -22,6 +22,8 @@ test('PostgreSQL runs with the default pool, or the size asked for', async () =>
       expect(rows[0].shared_buffers).toBe(shown);
       // New WAL segments are not zero-filled first (pglite.ts WAL_SETTINGS).
       expect(await db.query('SHOW wal_init_zero')).toEqual([{ wal_init_zero: 'off' }]);
+      // Smaller ANALYZE samples (pglite.ts STATISTICS_SETTINGS).
+      expect(await db.query('SHOW default_statistics_target')).toEqual([{ default_statistics_target: '30' }]);
     } finally {
       await db.close();
     }

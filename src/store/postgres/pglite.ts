@@ -25,6 +25,16 @@ export const DEFAULT_SHARED_BUFFERS = '16MB';
 export const WAL_SETTINGS = ['-c', 'wal_init_zero=off'];
 
 /**
+ * ANALYZE samples 300 rows per unit of statistics target from each table and keeps a most-common
+ * list and a histogram of that many entries per column. The embedded store runs ANALYZE itself, on
+ * the thread that serves every query (PGlite has no autovacuum): after `continuum import` and every
+ * 20,000 writes. At PostgreSQL's default of 100 it took ~0.68 s after the Synthea import (13,336
+ * resources, ~150,000 index rows; search_token and search_reference most of it), ~12 % of the
+ * import; at 30, ~0.31 s (9,000-row samples). Columns with their own target (migration 014) keep it.
+ */
+export const STATISTICS_SETTINGS = ['-c', 'default_statistics_target=30'];
+
+/**
  * Embedded PostgreSQL (PGlite, WebAssembly) persisted in a data directory, or in memory when
  * `dataDir` is undefined; on a worker thread of its own when `thread` (pglite-thread.ts). PGlite
  * serialises queries and transactions itself, so one instance is
@@ -35,7 +45,7 @@ export async function openPglite(dataDir: string | undefined, options: { sharedB
   if (dataDir) {
     mkdirSync(dataDir, { recursive: true });
   }
-  const extra = ['-c', `shared_buffers=${options.sharedBuffers ?? DEFAULT_SHARED_BUFFERS}`, ...WAL_SETTINGS];
+  const extra = ['-c', `shared_buffers=${options.sharedBuffers ?? DEFAULT_SHARED_BUFFERS}`, ...WAL_SETTINGS, ...STATISTICS_SETTINGS];
   if (options.thread) {
     return openPgliteThread(dataDir, extra);
   }
