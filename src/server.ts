@@ -183,29 +183,35 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
     }
     return hit;
   };
-  const context = (baseUrl = options.baseUrl ?? 'http://localhost', principal?: Principal): RequestContext => {
+  // A context is made per request: what does not depend on the request is made once.
+  const botsApi: RequestContext['bots'] = { execute: (id, input, caller) => bots.execute(id, input, caller), bindingToken: (id, caller) => sockets.bindingToken(id, caller) };
+  const validateProfiles: RequestContext['validateProfiles'] = (r) => profiles.validate(r);
+  const supportedProfiles: RequestContext['supportedProfiles'] = (type) => profilesByType.get(type) ?? [];
+  const conformanceChanged: RequestContext['conformanceChanged'] = ({ resource, deleted }) => {
+    if (resource.resourceType === 'StructureDefinition') {
+      profiles.invalidate();
+    } else if (resource.resourceType === 'SearchParameter') {
+      applySearchParameter(registry, resource, deleted);
+    }
+  };
+  const context = (baseUrl = options.baseUrl ?? 'http://localhost', principal?: Principal, http?: Pick<RequestContext, 'audit' | 'exportRunner'>): RequestContext => {
     const guarded = principal ? accessFor(principal, baseUrl) : undefined;
-    const access = guarded?.access;
     return {
-    store: guarded ? guarded.store : hooked(),
-    bots: { execute: (id, input, caller) => bots.execute(id, input, caller), bindingToken: (id, caller) => sockets.bindingToken(id, caller) },
-    access,
-    baseUrl,
-    limits,
-    now,
-    validateProfiles: (r) => profiles.validate(r),
-    ccm,
-    asyncJobs,
-    supportedProfiles: (type) => profilesByType.get(type) ?? [],
-    conformanceChanged: ({ resource, deleted }) => {
-      if (resource.resourceType === 'StructureDefinition') {
-        profiles.invalidate();
-      } else if (resource.resourceType === 'SearchParameter') {
-        applySearchParameter(registry, resource, deleted);
-      }
-    },
-    checkSearchParameter,
-    searchParser: (lenient) => (lenient ? lenientParser(baseUrl) : strictParser(baseUrl)),
+      store: guarded ? guarded.store : hooked(),
+      bots: botsApi,
+      access: guarded?.access,
+      baseUrl,
+      limits,
+      now,
+      validateProfiles,
+      ccm,
+      asyncJobs,
+      supportedProfiles,
+      conformanceChanged,
+      checkSearchParameter,
+      searchParser: (lenient) => (lenient ? lenientParser(baseUrl) : strictParser(baseUrl)),
+      audit: http?.audit,
+      exportRunner: http?.exportRunner,
     };
   };
   if (options.seedConformance !== false) {
@@ -225,7 +231,8 @@ export async function createContinuum(options: ContinuumOptions): Promise<Contin
   const exportRunner = new ExportRunner(store, () => strictParser(options.baseUrl ?? 'http://localhost'), { ...DEFAULT_EXPORT_OPTIONS, ...(options.export ?? {}) }, now, logError);
   exportRunner.start();
   // Requests over HTTP are audited; in-process work (the CLI import) is not.
-  const app = createApp((baseUrl, principal) => ({ ...context(baseUrl, principal), audit: auditLog, exportRunner }), {
+  const served = { audit: auditLog, exportRunner };
+  const app = createApp((baseUrl, principal) => context(baseUrl, principal, served), {
     baseUrl: options.baseUrl,
     maxBodyBytes: limits.maxBodyBytes,
     maxJsonDepth: limits.maxJsonDepth,

@@ -43,7 +43,10 @@ const METHODS = new Set<FhirMethod>(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DEL
 
 function parsePrefer(header: string | undefined): Pick<FhirRequest, 'preferReturn' | 'preferHandling' | 'preferAsync'> {
   const out: Pick<FhirRequest, 'preferReturn' | 'preferHandling' | 'preferAsync'> = {};
-  for (const part of (header ?? '').split(/[,;]/)) {
+  if (header === undefined) {
+    return out;
+  }
+  for (const part of header.split(/[,;]/)) {
     const [k, v] = part.trim().split('=').map((s) => s?.trim().replace(/^"|"$/g, ''));
     if (k === 'return' && (v === 'minimal' || v === 'representation' || v === 'OperationOutcome')) {
       out.preferReturn = v as PreferReturn;
@@ -234,41 +237,10 @@ export function createApp(makeContext: ContextFactory, options: AppOptions): exp
   app.set('etag', false);
   app.set('query parser', false);
 
-  app.use((req: Request, res: Response, next: NextFunction) => {
-    res.setHeader('X-Content-Type-Options', 'nosniff');
-    res.setHeader('Cache-Control', 'no-store');
-    res.setHeader('Access-Control-Allow-Origin', '*');
-    res.setHeader('Access-Control-Expose-Headers', 'ETag, Location, Content-Location, Last-Modified');
-    if (req.method === 'OPTIONS') {
-      res.setHeader('Access-Control-Allow-Methods', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS');
-      res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type, Accept, If-Match, If-None-Exist, If-None-Match, If-Modified-Since, Prefer');
-      res.status(204).end();
-      return;
-    }
-    next();
-  });
-
   const baseUrlOf = (req: Request): string => options.baseUrl ?? `${req.protocol}://${req.get('host') ?? 'localhost'}`;
-  if (options.routes) {
-    const { prefixes, router } = options.routes;
-    const routes = router(baseUrlOf);
-    // Express matches paths case-insensitively: so does this gate.
-    const owns = (path: string): boolean => {
-      const lower = path.toLowerCase();
-      return prefixes.some((p) => lower === p || lower.startsWith(p + '/'));
-    };
-    app.use((req: Request, res: Response, next: NextFunction) => {
-      if (owns(req.path)) {
-        routes(req, res, next);
-      } else {
-        next();
-      }
-    });
-  }
 
-  app.use(async (req: Request, res: Response) => {
+  const fhir = async (req: Request, res: Response): Promise<void> => {
     const baseUrl = baseUrlOf(req);
-    const where = `${req.method} ${req.originalUrl}`;
     try {
       // Only the CapabilityStatement is public; the token is checked before the body is read.
       const open = (req.method === 'GET' || req.method === 'HEAD') && /^\/*metadata\/*$/.test(req.path);
@@ -283,7 +255,41 @@ export function createApp(makeContext: ContextFactory, options: AppOptions): exp
       const out = await handle(fhirReq, makeContext(baseUrl, principal));
       await send(res, baseUrl, out, pretty);
     } catch (err) {
-      sendError(res, err, options, where, /[?&]_pretty=true(&|$)/.test(req.originalUrl));
+      sendError(res, err, options, `${req.method} ${req.originalUrl}`, /[?&]_pretty=true(&|$)/.test(req.originalUrl));
+    }
+  };
+
+  // The routes of the authorization server, under their prefixes only.
+  let owned: ((req: Request, res: Response, next: NextFunction) => void) | undefined;
+  if (options.routes) {
+    const { prefixes, router } = options.routes;
+    const routes = router(baseUrlOf);
+    // Express matches paths case-insensitively: so does this gate.
+    const owns = (path: string): boolean => {
+      const lower = path.toLowerCase();
+      return prefixes.some((p) => lower === p || lower.startsWith(p + '/'));
+    };
+    owned = (req, res, next) => (owns(req.path) ? routes(req, res, next) : next());
+  }
+
+  // One layer for every request (each Express layer is a path match and a `next` call): the
+  // headers every response carries, CORS preflight, the authorization server's routes, the FHIR API.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('Access-Control-Allow-Origin', '*');
+    res.setHeader('Access-Control-Expose-Headers', 'ETag, Location, Content-Location, Last-Modified');
+    if (req.method === 'OPTIONS') {
+      res.setHeader('Access-Control-Allow-Methods', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS');
+      res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type, Accept, If-Match, If-None-Exist, If-None-Match, If-Modified-Since, Prefer');
+      res.status(204).end();
+      return;
+    }
+    if (owned) {
+      // What the authorization server does not answer (or an error it passes on) goes to the FHIR API.
+      owned(req, res, (err?: unknown) => (err === undefined || err === 'route' || err === 'router' ? void fhir(req, res) : next(err)));
+    } else {
+      void fhir(req, res);
     }
   });
 
