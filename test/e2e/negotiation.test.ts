@@ -367,6 +367,18 @@ describe('HEAD and OPTIONS', () => {
     }
   });
 
+  test("paths under the authorization server's prefixes that it does not serve reach the FHIR API", async () => {
+    // Its own routes answer in OAuth's JSON; anything else there is the FHIR API's 404, with the common headers.
+    const res = await server.request().get('/auth/no-such-endpoint');
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+    expect(res.headers['access-control-allow-origin']).toBe('*');
+    expect(expectOutcome(res, 404).issue?.[0].diagnostics).toContain('auth/no-such-endpoint');
+    const discovery = await server.request().get('/.well-known/smart-configuration');
+    expect(discovery.status).toBe(200);
+    expect(discovery.headers['x-content-type-options']).toBe('nosniff');
+    expect((discovery.body as { token_endpoint?: string }).token_endpoint).toMatch(/\/auth\/token$/);
+  });
+
   test('ordinary responses carry CORS and safety headers and expose ETag and Location', async () => {
     const res = await server.request().get(`/Patient/${stored.id}`).set('Origin', 'https://app.example.org');
     expect(res.headers['access-control-allow-origin']).toBe('*');
