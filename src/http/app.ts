@@ -240,8 +240,9 @@ export function createApp(makeContext: ContextFactory, options: AppOptions): exp
   const baseUrlOf = (req: Request): string => options.baseUrl ?? `${req.protocol}://${req.get('host') ?? 'localhost'}`;
 
   const fhir = async (req: Request, res: Response): Promise<void> => {
-    const baseUrl = baseUrlOf(req);
     try {
+      // Inside the try: this promise is not Express's to catch (the layer below does not await it).
+      const baseUrl = baseUrlOf(req);
       // Only the CapabilityStatement is public; the token is checked before the body is read.
       const open = (req.method === 'GET' || req.method === 'HEAD') && /^\/*metadata\/*$/.test(req.path);
       let principal: Principal | undefined;
